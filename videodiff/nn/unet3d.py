@@ -1,0 +1,161 @@
+"""The 3D U-Net factorized over space and time (paper Sec. 3, Fig. 1).
+
+Input: a noisy video ``z_t`` ``(B, C, F, H, W)``, its log-SNR ``lambda_t`` ``(B,)``, an optional conditioning
+vector ``c`` ``(B, cond_dim)`` and an optional temporal-attention ``frame_mask``. Output: a tensor of the shape of
+``z_t`` (the caller decides whether it is ``eps`` or ``v``; the network knows nothing of diffusion).
+
+K levels; level k has ``base_channels * M_k`` channels (the channel multipliers ``M_1..M_K``) and
+``num_res_blocks`` residual blocks of 1x3x3 convolutions; at the resolutions in ``attn_resolutions`` each residual
+block is followed by spatial attention and then temporal attention. Between levels, height and width are halved
+(down) or doubled (up); the frame count is never changed. The up pass concatenates the activations of the down
+pass (concatenation skip connections).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint as grad_checkpoint
+
+from .attention import SpatialAttention, TemporalAttention
+from .blocks import Downsample, ResBlock, Upsample, group_norm
+from .embeddings import LogSNREmbedding
+
+__all__ = ["UNetConfig", "UNet3D"]
+
+
+@dataclass
+class UNetConfig:
+    in_channels: int = 1
+    out_channels: int | None = None  # None: same as in_channels
+    image_size: int = 64  # the resolution the attention placement refers to (the net runs on any multiple of 2^(K-1))
+    base_channels: int = 64
+    channel_mults: tuple[int, ...] = (1, 2, 4, 8)  # M_1..M_K
+    num_res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = (8, 16, 32)  # spatial sizes (at image_size input) with attention blocks
+    head_dim: int = 64
+    dropout: float = 0.1
+    cond_dim: int = 0  # size of the conditioning vector c (0: unconditional)
+    max_relative_position: int = 32
+    gradient_checkpointing: bool = False  # recompute each block's activations in backward to save memory
+
+    def __post_init__(self) -> None:
+        self.channel_mults = tuple(self.channel_mults)
+        self.attn_resolutions = tuple(self.attn_resolutions)
+        if min(self.in_channels, self.base_channels, self.num_res_blocks, self.head_dim) < 1:
+            raise ValueError("model.in_channels, base_channels, num_res_blocks and head_dim must be >= 1")
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ValueError(f"model.channel_mults must be positive integers, got {self.channel_mults}")
+        if self.image_size % 2 ** (len(self.channel_mults) - 1):
+            raise ValueError(
+                f"model.image_size ({self.image_size}) must be divisible by 2^(K-1) = "
+                f"{2 ** (len(self.channel_mults) - 1)} for K = {len(self.channel_mults)} levels"
+            )
+        for level in self.attention_levels() + [len(self.channel_mults) - 1]:
+            ch = self.base_channels * self.channel_mults[level]
+            if ch % self.head_dim:
+                raise ValueError(f"model.head_dim ({self.head_dim}) must divide the {ch} channels of level {level}")
+
+    def attention_levels(self) -> list[int]:
+        """Indices of the levels whose resolution (``image_size / 2^k``) is in ``attn_resolutions``."""
+        return [k for k in range(len(self.channel_mults)) if self.image_size // 2**k in self.attn_resolutions]
+
+
+class _Block(nn.Module):
+    """A residual block optionally followed by spatial then temporal attention (Sec. 3)."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, cfg: UNetConfig, attention: bool):
+        super().__init__()
+        self.res = ResBlock(in_ch, out_ch, emb_dim, cfg.dropout)
+        self.spatial = SpatialAttention(out_ch, cfg.head_dim) if attention else None
+        self.temporal = TemporalAttention(out_ch, cfg.head_dim, cfg.max_relative_position) if attention else None
+
+    def forward(self, x: Tensor, emb: Tensor, num_frames: int, frame_mask: Tensor | None) -> Tensor:
+        x = self.res(x, emb)
+        if self.spatial is not None:
+            x = self.spatial(x)
+            x = self.temporal(x, num_frames, frame_mask)
+        return x
+
+
+class UNet3D(nn.Module):
+    """Space-time factorized 3D U-Net; see the module docstring."""
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        ch0 = cfg.base_channels
+        emb_dim = 4 * ch0
+        attn = set(cfg.attention_levels())
+        self.logsnr_emb = LogSNREmbedding(ch0, emb_dim)
+        self.cond_emb = nn.Linear(cfg.cond_dim, emb_dim) if cfg.cond_dim > 0 else None
+        self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
+
+        num_levels = len(cfg.channel_mults)
+        self.down = nn.ModuleList()
+        skip_chs, ch = [ch0], ch0
+        for level, mult in enumerate(cfg.channel_mults):
+            for _ in range(cfg.num_res_blocks):
+                self.down.append(_Block(ch, ch0 * mult, emb_dim, cfg, level in attn))
+                ch = ch0 * mult
+                skip_chs.append(ch)
+            if level < num_levels - 1:
+                self.down.append(Downsample(ch))
+                skip_chs.append(ch)
+        self.mid = nn.ModuleList([
+            _Block(ch, ch, emb_dim, cfg, attention=True),
+            _Block(ch, ch, emb_dim, cfg, attention=False),
+        ])
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(cfg.channel_mults))):
+            for _ in range(cfg.num_res_blocks + 1):
+                self.up.append(_Block(ch + skip_chs.pop(), ch0 * mult, emb_dim, cfg, level in attn))
+                ch = ch0 * mult
+            if level > 0:
+                self.up.append(Upsample(ch))
+        self.norm_out = group_norm(ch)
+        self.conv_out = nn.Conv2d(ch, cfg.out_channels or cfg.in_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def _run(self, block: nn.Module, *args) -> Tensor:
+        if self.cfg.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return grad_checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    def forward(
+        self, z_t: Tensor, logsnr: Tensor, cond: Tensor | None = None, frame_mask: Tensor | None = None
+    ) -> Tensor:
+        """``z_t`` ``(B, C, F, H, W)``, ``logsnr`` ``(B,)``, ``cond`` ``(B, cond_dim)``, ``frame_mask`` ``(F, F)``
+        or ``(B, F, F)`` (True = may attend). Returns ``(B, out_channels, F, H, W)``."""
+        b, c, f, h, w = z_t.shape
+        if h % 2 ** (len(self.cfg.channel_mults) - 1) or w % 2 ** (len(self.cfg.channel_mults) - 1):
+            raise ValueError(f"height and width ({h}x{w}) must be divisible by 2^(K-1) for K={len(self.cfg.channel_mults)}")
+        if frame_mask is not None and frame_mask.shape[-2:] != (f, f):
+            raise ValueError(f"frame_mask must be (F, F) or (B, F, F) with F={f}, got {tuple(frame_mask.shape)}")
+        emb = self.logsnr_emb(logsnr.expand(b))
+        if self.cond_emb is not None:
+            if cond is None:
+                cond = torch.zeros(b, self.cfg.cond_dim, device=z_t.device)  # the null condition c = 0 (Sec. 2)
+            emb = emb + self.cond_emb(cond.to(emb.dtype))
+        elif cond is not None:
+            raise ValueError("cond was given but the model has cond_dim = 0")
+        emb = emb.repeat_interleave(f, dim=0)  # (B*F, emb_dim): one embedding per frame
+        x = z_t.transpose(1, 2).reshape(b * f, c, h, w)  # (B*F, C, H, W): frames folded into the batch
+        x = self.conv_in(x)
+        skips = [x]
+        for block in self.down:
+            x = self._run(block, x, emb, f, frame_mask) if isinstance(block, _Block) else block(x)
+            skips.append(x)
+        for block in self.mid:
+            x = self._run(block, x, emb, f, frame_mask)
+        for block in self.up:
+            if isinstance(block, _Block):
+                x = self._run(block, torch.cat([x, skips.pop()], dim=1), emb, f, frame_mask)
+            else:
+                x = block(x)
+        x = self.conv_out(F.silu(self.norm_out(x)))
+        return x.reshape(b, f, -1, h, w).transpose(1, 2)  # (B, C_out, F, H, W)

@@ -1,0 +1,40 @@
+"""Samplers (paper Sec. 2): ancestral (eq. 4) and DDIM. Each takes any ``denoise(z_t, logsnr, ...) -> x_hat``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..schedule import time_grid
+from .ancestral import sample_ancestral
+from .ddim import sample_ddim
+
+__all__ = ["sample_ancestral", "sample_ddim", "sample", "SAMPLERS"]
+
+SAMPLERS = {"ancestral": sample_ancestral, "ddim": sample_ddim}
+
+
+def sample(
+    denoise,
+    shape: tuple[int, ...],
+    schedule,
+    *,
+    steps: int = 256,
+    sampler: str = "ancestral",
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    z: Tensor | None = None,
+    **kwargs,
+) -> Tensor:
+    """Draw ``z_1 ~ N(0, I)`` of ``shape`` and run ``sampler`` on a uniform time grid of ``steps`` steps.
+
+    ``schedule`` maps times to log-SNR (e.g. :class:`videodiff.schedule.ScheduleConfig`). Extra keyword arguments
+    go to the sampler (``gamma``, ``eta``, ``step_hook``, ``callback``, ``progress``) and on to ``denoise``.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+    if z is None:
+        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    logsnrs = schedule(time_grid(steps))
+    return SAMPLERS[sampler](denoise, z, logsnrs, generator=generator, **kwargs)
