@@ -1,0 +1,119 @@
+"""Clips from a folder of video files (mp4/avi/webm/mkv/mov/gif, found recursively).
+
+Item ``i`` takes video ``i % n`` and a clip start drawn from ``(seed, split, i)``: deterministic per index,
+so any DataLoader worker count gives the same data. A clip is ``num_frames`` frames spaced ``frameskip``
+apart (paper Sec. 4), decoded from the keyframe before its start up to its last frame, center-cropped
+square, resized to ``image_size`` and scaled to [-1, 1]. Frame counts come from each file's header, probed
+once at construction, which also finds unreadable and too-short files: ``on_error="raise"`` stops there
+with the file's name, ``"skip"`` leaves them out with one warning and lists them in ``dataset.skipped``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from ..io import VideoReadError, read_video, video_info
+from .transforms import clip_span, frames_to_clip
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif")
+
+
+def find_videos(root: str | Path, extensions=VIDEO_EXTENSIONS) -> list[Path]:
+    """Files under ``root`` (recursively) whose extension is in ``extensions``, sorted by path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"video folder {root} does not exist or is not a directory")
+    exts = {e.lower() for e in extensions}
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no videos with extensions {', '.join(sorted(exts))} found under {root}")
+    return files
+
+
+class VideoFolder(Dataset):
+    """``clips_per_video * len(videos)`` clips. Items: ``video`` float32 ``(channels, num_frames,
+    image_size, image_size)`` in [-1, 1], ``path`` (str), ``start`` (first source frame), ``index``."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        num_frames: int = 16,
+        image_size: int = 64,
+        channels: int = 3,
+        frameskip: int = 1,
+        extensions=VIDEO_EXTENSIONS,
+        on_error: str = "raise",
+        clips_per_video: int = 1,
+        split: str = "train",
+        seed: int = 0,
+    ):
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.root, self.on_error = Path(root), on_error
+        self.split_id = ("train", "test").index(split)
+        self.num_frames, self.image_size, self.channels = num_frames, image_size, channels
+        self.frameskip, self.clips_per_video, self.seed = frameskip, clips_per_video, seed
+        self.span = clip_span(num_frames, frameskip)
+        self.videos: list[str] = []
+        self.frame_counts: list[int] = []
+        self.skipped: list[str] = []
+        reasons: list[str] = []
+        for path in find_videos(self.root, extensions):
+            try:
+                count = video_info(path)[0]
+                if count < self.span:
+                    raise VideoReadError(
+                        f"{path}: too short: {count} frames, a clip of {num_frames} frames at frameskip "
+                        f"{frameskip} needs {self.span}"
+                    )
+            except VideoReadError as e:
+                if on_error == "raise":
+                    raise
+                self.skipped.append(str(path))
+                reasons.append(str(e))
+                continue
+            self.videos.append(str(path))
+            self.frame_counts.append(count)
+        if reasons:
+            warnings.warn(f"skipped {len(reasons)} unusable videos under {self.root}:\n  " + "\n  ".join(reasons),
+                          stacklevel=2)
+        if not self.videos:
+            raise FileNotFoundError(f"no usable videos under {self.root} ({len(self.skipped)} skipped)")
+
+    def __len__(self) -> int:
+        return self.clips_per_video * len(self.videos)
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"clip {index} out of range for {len(self)} clips")
+        rng = np.random.default_rng([self.seed, self.split_id, index])
+        n = len(self.videos)
+        # In "skip" mode a file that fails only now (e.g. truncated past its header) is dropped and the
+        # next video is used instead; "raise" mode propagates the error naming the file.
+        for attempt in range(n):
+            v = (index + attempt) % n
+            if self.videos[v] in self.skipped:
+                continue
+            start = int(rng.integers(0, self.frame_counts[v] - self.span + 1))
+            try:
+                return self._clip(v, start, index)
+            except VideoReadError as e:
+                if self.on_error == "raise":
+                    raise
+                self.skipped.append(self.videos[v])
+                warnings.warn(f"skipping unreadable video: {e}", stacklevel=2)
+        raise VideoReadError(f"every video under {self.root} failed to read")
+
+    def _clip(self, v: int, start: int, index: int) -> dict:
+        path = self.videos[v]
+        frames = read_video(path, start=start, max_frames=self.num_frames, step=self.frameskip)  # (F, H, W, 3)
+        if len(frames) < self.num_frames:
+            raise VideoReadError(f"{path}: only {len(frames)} frames from frame {start} at frameskip "
+                                 f"{self.frameskip}, need {self.num_frames}")
+        video = frames_to_clip(frames, self.image_size, self.channels)  # (C, F, H, W)
+        return {"video": video, "path": path, "start": start, "index": index}
