@@ -1,0 +1,127 @@
+"""Command line: ``videodiff train`` / ``videodiff sample`` / ``videodiff config``. Thin: parse, call the library,
+report. No algorithm lives here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+VIDEO_EXTS = (".mp4", ".gif", ".png")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="experiment YAML (see configs/); defaults if omitted")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config option, e.g. --set train.steps=200 (repeatable)")
+
+
+def _cmd_train(args) -> int:
+    from .config import load_config
+    from .train import train
+
+    cfg = load_config(args.config, args.overrides)
+    t0 = time.perf_counter()
+    res = train(cfg, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    mins = (time.perf_counter() - t0) / 60
+    print(f"\ntrained {cfg.name} for {cfg.train.steps} steps in {mins:.1f} min; final loss {res.final_loss:.4f}")
+    print(f"  checkpoint : {res.checkpoint}")
+    if res.loss_plot:
+        print(f"  loss curve : {res.loss_plot}")
+    for p in res.samples:
+        print(f"  samples    : {p}")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    import torch
+
+    from .io import save_video_grid
+    from .pipeline import load_model, sample_videos
+
+    out = Path(args.out)
+    if out.suffix.lower() not in VIDEO_EXTS:
+        raise ValueError(f"--out must end in one of {VIDEO_EXTS}, got {out.name}")
+    loaded = load_model(args.checkpoint, ema=not args.no_ema, device=args.device)
+    kwargs = {}
+    if args.gamma is not None:
+        kwargs["gamma"] = args.gamma
+    if args.eta is not None:
+        kwargs["eta"] = args.eta
+    t0 = time.perf_counter()
+    videos = sample_videos(loaded.denoiser, loaded.config, args.num, steps=args.steps, sampler=args.sampler,
+                           seed=args.seed, batch_size=args.batch_size, num_frames=args.frames, progress=True,
+                           **kwargs)
+    dt = time.perf_counter() - t0
+    save_video_grid(videos, out, fps=args.fps or loaded.config.sample.fps)
+    if args.save_tensor:
+        torch.save(videos, out.with_suffix(".pt"))
+    print(f"sampled {args.num} videos {tuple(videos.shape[1:])} from {loaded.path} (step {loaded.step}) "
+          f"in {dt:.1f} s -> {out}")
+    return 0
+
+
+def _cmd_config(args) -> int:
+    import yaml
+
+    from .config import config_to_dict, load_config
+
+    print(yaml.safe_dump(config_to_dict(load_config(args.config, args.overrides)), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="videodiff", description="Video Diffusion Models (Ho, Salimans et al. 2022)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a video diffusion model (resumes from RUN_DIR's latest checkpoint)")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run directory")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch even if RUN_DIR has checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("sample", help="sample videos from a trained checkpoint into a grid video")
+    p.add_argument("--checkpoint", required=True, type=Path, help="run directory or checkpoints/step_XXXXXX")
+    p.add_argument("--num", type=int, default=8, help="number of videos (default 8)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the run's sample.steps)")
+    p.add_argument("--sampler", choices=["ancestral", "ddim"], default=None, help="default: the run's sample.sampler")
+    p.add_argument("--gamma", type=float, default=None, help="ancestral stochasticity, eq. (4)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity")
+    p.add_argument("--frames", type=int, default=None, help="frames per video (default: the training length)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--fps", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    p.add_argument("--save-tensor", action="store_true", help="also save the videos as a .pt tensor beside --out")
+    p.add_argument("--out", required=True, type=Path, help="output .mp4, .gif or .png (frame strip)")
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("config", help="print the resolved config (defaults + YAML + overrides)")
+    _add_config_args(p)
+    p.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .io import VideoReadError
+
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, CheckpointError, VideoReadError) as e:
+        print(f"videodiff: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("videodiff: interrupted (the latest checkpoint is kept; rerun the same command to resume)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
