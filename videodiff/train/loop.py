@@ -28,7 +28,12 @@ from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .ema import EMA
 from .report import MetricsLog, plot_loss
 
-__all__ = ["train", "TrainResult"]
+__all__ = ["train", "TrainResult", "lr_at"]
+
+
+def lr_at(step: int, tc) -> float:
+    """Learning rate for optimizer step ``step`` (0-based): linear warm-up over ``warmup_steps``, then constant."""
+    return tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
 
 
 class _IndexStream(Sampler):
@@ -110,7 +115,6 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
         model = build_model(cfg).to(device)
         ema = EMA(model, tc.ema_decay)
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, tc.warmup_steps)))
         noise_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
         step = 0
         if ckpt is not None:
@@ -119,8 +123,6 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
             opt.load_state_dict(ckpt["optimizer"])
             step = ckpt["step"]
             ema.updates = step
-            sched.last_epoch = step - 1
-            sched.step()  # sets the LR for `step`
             _restore_rng(ckpt["rng"], noise_gen)
             print(f"resuming from {resume_from} (step {step})")
         dataset = build_dataset(cfg.data, "train")
@@ -132,6 +134,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
             collate_fn=collate_clips,
             drop_last=True,
             pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(tc.seed),  # worker seeds; keeps the global RNG (dropout) exact
             persistent_workers=tc.num_workers > 0,
         )
         log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step)
@@ -148,11 +151,12 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
             eps = torch.randn(x.shape, generator=noise_gen, device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.amp == "bf16"):
                 loss = diffusion_loss(model, x, logsnr, eps, parameterization=cfg.diffusion.parameterization).mean()
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, tc)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf"))
             opt.step()
-            sched.step()
             ema.update(model)
             step += 1
             loss_sum += loss.item()
@@ -162,7 +166,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
                 now = time.perf_counter()
                 last_loss = loss_sum / loss_n
                 vps = loss_n * tc.batch_size / (now - t_last)
-                log.append({"step": step, "loss": last_loss, "lr": opt.param_groups[0]["lr"],
+                log.append({"step": step, "loss": last_loss, "lr": lr_at(step - 1, tc),
                             "grad_norm": float(grad_norm), "videos_per_s": vps})
                 bar.set_postfix(loss=f"{last_loss:.4f}", vid_s=f"{vps:.2f}")
                 loss_sum, loss_n, t_last = 0.0, 0, now
