@@ -96,6 +96,9 @@ class TemporalAttention(_Attention):
         if frame_mask is not None:
             mask = frame_mask if frame_mask.ndim == 2 else frame_mask[:, None, None]  # (B, 1, 1, F, F)
             bias = bias.masked_fill(~mask, float("-inf"))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, HW, heads, F, d)
+        # Positions folded into the batch: 4-D inputs, which every SDPA backend (CPU and CUDA) accepts.
+        fold = lambda t: t.reshape(b * h * w, self.heads, f, t.shape[-1])  # noqa: E731
+        out = F.scaled_dot_product_attention(fold(q), fold(k), fold(v), attn_mask=fold(bias))  # (B*HW, heads, F, d)
+        out = out.reshape(b, h * w, self.heads, f, self.head_dim)
         out = out.permute(0, 3, 2, 4, 1).reshape(bf, c, h, w)  # (B*F, C, H, W)
         return x + self.proj(out)
