@@ -30,6 +30,9 @@ SHAPES = {
     # The `make demo` model (configs/moving_mnist_tiny.yaml).
     "demo-8x32x32": dict(frames=8, size=32, base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1,
                          attn_resolutions=(8,), head_dim=16, batch=8),
+    # The same with spatial + temporal attention also at 16x16 (256 tokens, 16-channel heads).
+    "demo-attn16": dict(frames=8, size=32, base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1,
+                        attn_resolutions=(16, 8), head_dim=16, batch=8),
 }
 
 
@@ -96,7 +99,7 @@ def measure(name: str, batch: int, repeats: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--models", nargs="+", default=["16x64x64", "16x32x32", "demo-8x32x32"], choices=list(SHAPES))
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", default=None, help="write the results here")
