@@ -1,4 +1,9 @@
-"""Shared pieces of the samplers: the step iterator and hook/callback types."""
+"""The loop every sampler shares: walk the log-SNR grid, denoise, apply the sampler's update, hooks, callbacks.
+
+A sampler is an *update rule* ``update(z_t, x_hat, logsnr_t, logsnr_s, noise) -> z_s`` run by :func:`run_sampler`.
+The last step returns ``x_hat`` itself (no noise is added at ``t = 0``). ``noise()`` draws standard Gaussian noise
+of the latent's shape from the caller's generator, so samplers never touch global RNG state.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-__all__ = ["StepHook", "Callback", "iterate_steps"]
+__all__ = ["StepHook", "Callback", "Update", "iterate_steps", "run_sampler"]
 
 StepHook = Callable[..., Tensor]
 Callback = Callable[[int, Tensor, Tensor], None]
+Update = Callable[[Tensor, Tensor, Tensor, Tensor, Callable[[], Tensor]], Tensor]
 
 
 def iterate_steps(logsnrs: Tensor, progress: bool, desc: str) -> Iterator[tuple[int, Tensor, Tensor, bool]]:
@@ -27,3 +33,41 @@ def iterate_steps(logsnrs: Tensor, progress: bool, desc: str) -> Iterator[tuple[
         steps = tqdm(steps, desc=desc, leave=False)
     for i in steps:
         yield i, logsnrs[i], logsnrs[i + 1], i == n - 1
+
+
+@torch.no_grad()
+def run_sampler(
+    update: Update,
+    denoise,
+    z: Tensor,
+    logsnrs: Tensor,
+    *,
+    desc: str,
+    generator: torch.Generator | None = None,
+    step_hook: StepHook | None = None,
+    callback: Callback | None = None,
+    progress: bool = False,
+    **denoise_kwargs,
+) -> Tensor:
+    """Run ``update`` from ``z`` (noise at ``logsnrs[0]``) along the increasing log-SNR grid ``logsnrs``.
+
+    Args:
+        update: the sampler's rule, e.g. eq. (4) for the ancestral sampler.
+        denoise: ``denoise(z_t, logsnr, **denoise_kwargs) -> x_hat``, any callable.
+        step_hook: ``hook(z_s, logsnr_s=..., z_t=..., logsnr_t=..., x_hat=..., generator=...) -> z_s``, called after
+            every step (the replacement method of Sec. 3.1 is such a hook).
+        callback: ``callback(i, z_s, x_hat)`` after every step, for progress displays and visualisation.
+    """
+
+    def noise() -> Tensor:
+        return torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+
+    for i, logsnr_t, logsnr_s, last in iterate_steps(logsnrs, progress, desc):
+        x_hat = denoise(z, logsnr_t.to(z.dtype).expand(z.shape[0]), **denoise_kwargs)
+        z_s = x_hat if last else update(z, x_hat, logsnr_t, logsnr_s, noise)
+        if step_hook is not None:
+            z_s = step_hook(z_s, logsnr_s=logsnr_s, z_t=z, logsnr_t=logsnr_t, x_hat=x_hat, generator=generator)
+        if callback is not None:
+            callback(i, z_s, x_hat)
+        z = z_s
+    return z
