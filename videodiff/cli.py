@@ -45,22 +45,32 @@ def _cmd_sample(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in VIDEO_EXTS:
         raise ValueError(f"--out must end in one of {VIDEO_EXTS}, got {out.name}")
+    if args.guidance is not None and not args.prompt:
+        raise ValueError("--guidance needs at least one --prompt (guidance strengthens a text condition)")
     loaded = load_model(args.checkpoint, ema=not args.no_ema, device=args.device)
     kwargs = {}
     if args.gamma is not None:
         kwargs["gamma"] = args.gamma
     if args.eta is not None:
         kwargs["eta"] = args.eta
+    common = dict(steps=args.steps, sampler=args.sampler, seed=args.seed, batch_size=args.batch_size,
+                  num_frames=args.frames, progress=True, **kwargs)
     t0 = time.perf_counter()
-    videos = sample_videos(loaded.denoiser, loaded.config, args.num, steps=args.steps, sampler=args.sampler,
-                           seed=args.seed, batch_size=args.batch_size, num_frames=args.frames, progress=True,
-                           **kwargs)
+    if args.prompt:  # text-to-video: one grid row of --num videos per prompt
+        from .pipeline import sample_from_prompts
+
+        w = args.guidance if args.guidance is not None else loaded.config.sample.guidance
+        videos = sample_from_prompts(loaded.denoiser, loaded.config, args.prompt, args.num, guidance=w, **common)
+    else:
+        videos = sample_videos(loaded.denoiser, loaded.config, args.num, **common)
     dt = time.perf_counter() - t0
-    save_video_grid(videos, out, fps=args.fps or loaded.config.sample.fps)
+    save_video_grid(videos, out, fps=args.fps or loaded.config.sample.fps, nrow=args.num if args.prompt else None)
     if args.save_tensor:
         torch.save(videos, out.with_suffix(".pt"))
-    print(f"sampled {args.num} videos {tuple(videos.shape[1:])} from {loaded.path} (step {loaded.step}) "
+    print(f"sampled {len(videos)} videos {tuple(videos.shape[1:])} from {loaded.path} (step {loaded.step}) "
           f"in {dt:.1f} s -> {out}")
+    for i, prompt in enumerate(args.prompt or []):
+        print(f"  row {i}: {prompt!r} (guidance w={w:g})")
     return 0
 
 
@@ -86,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="sample videos from a trained checkpoint into a grid video")
     p.add_argument("--checkpoint", required=True, type=Path, help="run directory or checkpoints/step_XXXXXX")
-    p.add_argument("--num", type=int, default=8, help="number of videos (default 8)")
+    p.add_argument("--num", type=int, default=8, help="number of videos, per prompt with --prompt (default 8)")
+    p.add_argument("--prompt", action="append", default=[], metavar="TEXT",
+                   help="caption for a text-conditioned model (repeatable; one grid row per prompt)")
+    p.add_argument("--guidance", type=float, default=None, metavar="W",
+                   help="classifier-free guidance weight w of eq. (5) (default: the run's sample.guidance; 0 = none)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the run's sample.steps)")
     p.add_argument("--sampler", choices=["ancestral", "ddim"], default=None, help="default: the run's sample.sampler")
     p.add_argument("--gamma", type=float, default=None, help="ancestral stochasticity, eq. (4)")

@@ -1,8 +1,9 @@
 """Typed experiment configuration: one dataclass per component, loaded from YAML with dotted overrides.
 
-``ExperimentConfig`` composes the data, model (U-Net), diffusion, training and sampling configs. YAML files give
-nested mappings; ``--set train.lr=1e-4`` style overrides are parsed as YAML scalars and checked against the field's
-type. Unknown keys and ill-typed values raise errors naming the option (no ``exec``, no string reflection).
+``ExperimentConfig`` composes the data, model (U-Net), diffusion, text-conditioning, training and sampling configs.
+YAML files give nested mappings; ``--set train.lr=1e-4`` style overrides are parsed as YAML scalars and checked
+against the field's type. Unknown keys and ill-typed values raise errors naming the option (no ``exec``, no string
+reflection).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from .denoiser import PARAMETERIZATIONS
 from .nn.unet3d import UNetConfig
 from .sampling import SAMPLERS
 from .schedule import ScheduleConfig
+from .text.config import TextConfig
 
 __all__ = [
     "DiffusionConfig",
     "TrainConfig",
     "SampleConfig",
+    "TextConfig",
     "ExperimentConfig",
     "load_config",
     "config_from_dict",
@@ -65,9 +68,12 @@ class TrainConfig:
     sample_every: int = 0  # write a sample grid every N steps (0: only at the end)
     ckpt_every: int = 500  # write a checkpoint every N steps (and always at the end)
     keep_checkpoints: int = 3
+    cond_drop_prob: float = 0.1  # text-conditioned runs: P(null condition c = 0) per video / image frame (eq. 5)
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
+        if not 0.0 <= self.cond_drop_prob <= 1.0:
+            raise ValueError(f"train.cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
         for name in ("steps", "batch_size", "log_every", "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
@@ -87,6 +93,7 @@ class SampleConfig:
     seed: int = 0
     clip_x: bool = True  # clamp x_hat to the data range [-1, 1]
     fps: int = 8
+    guidance: float = 0.0  # classifier-free guidance weight w of eq. (5) for text-conditioned previews
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -101,6 +108,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
 
@@ -108,6 +116,9 @@ class ExperimentConfig:
         # The model's channels and size, and the schedule's resolution, are derived from the data.
         self.model.in_channels = self.data.channels
         self.model.image_size = self.data.image_size
+        if self.text.enabled:  # text-to-video: captions in the data, the pooled caption vector is c
+            self.model.cond_dim = self.text.cond_dim
+            self.data.captions = True
         self.model.__post_init__()
         self.diffusion.schedule.image_size = self.data.image_size
 

@@ -1,4 +1,5 @@
-"""Glue between configs, checkpoints and the library: build a model, load a trained denoiser, sample videos."""
+"""Glue between configs, checkpoints and the library: build a model, load a trained denoiser, sample videos
+(optionally text-conditioned, with classifier-free guidance)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from .nn import UNet3D
 from .sampling import sample
 from .checkpoint import load_checkpoint
 
-__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "sample_videos"]
+__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "sample_videos", "text_condition",
+           "sample_from_prompts"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -26,9 +28,16 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def build_model(cfg: ExperimentConfig) -> UNet3D:
-    """The network of ``cfg.model`` (weights from the current global RNG: callers seed it)."""
-    return UNet3D(cfg.model)
+def build_model(cfg: ExperimentConfig) -> torch.nn.Module:
+    """The network of ``cfg.model`` (weights from the current global RNG: callers seed it); with ``cfg.text`` set,
+    attention pooling of caption embeddings in front of it (:class:`videodiff.text.TextConditionedUNet`)."""
+    if not cfg.text.enabled:
+        return UNet3D(cfg.model)
+    from .text import HFTextEncoder, TextConditionedUNet
+
+    text_dim = HFTextEncoder(cfg.text.encoder, max_length=cfg.text.max_length).dim  # reads config.json only
+    return TextConditionedUNet(UNet3D(cfg.model), text_dim, num_queries=cfg.text.pool_queries,
+                               heads=cfg.text.pool_heads)
 
 
 @dataclass
@@ -63,13 +72,21 @@ def sample_videos(
     batch_size: int = 16,
     num_frames: int | None = None,
     progress: bool = False,
+    per_video: dict[str, torch.Tensor] | None = None,
     **kwargs,
 ) -> torch.Tensor:
     """Draw ``num`` videos ``(num, C, F, H, W)`` in [-1, 1], reproducibly from ``seed`` (per-batch generators).
 
     Sampler settings default to ``cfg.sample``; ``kwargs`` go to the sampler and the denoiser (e.g. ``cond``).
+    ``per_video`` holds denoiser arguments with a leading axis of ``num`` (e.g. ``text_emb``, ``text_mask``), split
+    with the batches.
     """
-    device = next(denoiser.parameters()).device
+    params = denoiser.parameters() if hasattr(denoiser, "parameters") else iter(())
+    device = next(iter(params), torch.empty(0)).device  # a parameter-free denoiser runs on the CPU
+    per_video = per_video or {}
+    for key, value in per_video.items():
+        if value.shape[0] != num:
+            raise ValueError(f"per_video[{key!r}] has {value.shape[0]} entries for {num} videos")
     sc = cfg.sample
     sampler = sampler or sc.sampler
     extra = {"gamma": sc.gamma} if sampler == "ancestral" else {"eta": sc.eta}
@@ -80,7 +97,41 @@ def sample_videos(
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
         gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
+        part = {k: v[start : start + n].to(device) for k, v in per_video.items()}
         x = sample(denoiser, (n, *shape), cfg.diffusion.schedule, steps=steps or sc.steps, sampler=sampler,
-                   generator=gen, device=device, progress=progress, **extra)
+                   generator=gen, device=device, progress=progress, **extra, **part)
         out.append(x.float().cpu())
     return torch.cat(out).clamp(-1.0, 1.0)
+
+
+def text_condition(cfg: ExperimentConfig, prompts: list[str], *, cache=None) -> dict[str, torch.Tensor]:
+    """Denoiser arguments ``{"text_emb", "text_mask"}`` for ``prompts`` under the experiment's (frozen, cached)
+    text encoder. Raises if the experiment is not text-conditioned."""
+    from .text import build_text_cache
+
+    if not cfg.text.enabled:
+        raise ValueError("this model is not text-conditioned (text.encoder is not set); --prompt needs one that is")
+    cache = cache if cache is not None else build_text_cache(cfg.text)
+    emb, mask = cache.encode(list(prompts))
+    return {"text_emb": emb, "text_mask": mask}
+
+
+def sample_from_prompts(
+    denoiser: Denoiser,
+    cfg: ExperimentConfig,
+    prompts: list[str],
+    num_per_prompt: int,
+    *,
+    guidance: float = 0.0,
+    cache=None,
+    **kwargs,
+) -> torch.Tensor:
+    """``num_per_prompt`` videos per prompt, prompt-major: ``(len(prompts) * num_per_prompt, C, F, H, W)``, with
+    classifier-free guidance of weight ``guidance`` (eq. 5; ``0``: the plain conditional model). ``kwargs`` go to
+    :func:`sample_videos` (``seed``, ``steps``, ``sampler``, ``batch_size``, ...)."""
+    from .sampling.guidance import ClassifierFreeGuidance
+
+    cond = text_condition(cfg, prompts, cache=cache)
+    cond = {k: v.repeat_interleave(num_per_prompt, dim=0) for k, v in cond.items()}
+    den = ClassifierFreeGuidance(denoiser, guidance) if guidance != 0 else denoiser
+    return sample_videos(den, cfg, len(prompts) * num_per_prompt, per_video=cond, **kwargs)

@@ -1,7 +1,9 @@
 """Training data: the data config, dataset construction and batch collation.
 
 Every dataset item is a dict with ``"video"``: float32 ``(C, F, H, W)`` in [-1, 1], plus metadata
-(Moving MNIST: digit labels and directions for captions; video folders: the source path and start frame).
+(Moving MNIST: digit labels and directions for captions; video folders: the source path and start frame;
+captioned data: ``caption``; joint image-video training: ``F`` grows by the appended ``image_frames``, with
+``image_captions``).
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from .captions import CaptionedMovingMNIST, CaptionManifest
+from .joint import ImageFolder, WithImageFrames
 from .moving_mnist import MovingMNIST
 from .video_folder import VIDEO_EXTENSIONS, VideoFolder
 
-__all__ = ["DataConfig", "build_dataset", "collate_clips", "MovingMNIST", "VideoFolder"]
+__all__ = ["DataConfig", "build_dataset", "collate_clips", "MovingMNIST", "VideoFolder", "CaptionedMovingMNIST",
+           "CaptionManifest", "WithImageFrames", "ImageFolder"]
 
 
 @dataclass
 class DataConfig:
-    kind: str = "moving_mnist"  # "moving_mnist" | "video_folder"
+    kind: str = "moving_mnist"  # "moving_mnist" | "video_folder" | "manifest" (captioned videos)
     num_frames: int = 16
     image_size: int = 64
     channels: int = 1  # 1 or 3; video folders convert RGB to gray for 1, Moving MNIST repeats gray for 3
@@ -37,6 +42,12 @@ class DataConfig:
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS
     on_error: str = "raise"  # "raise" | "skip" (skip with a warning and a count)
     clips_per_video: int = 1  # dataset length = clips_per_video * number of videos
+    # captions (Sec. 4); set automatically for text-conditioned experiments
+    captions: bool = False  # Moving MNIST: add built-in captions ("digit 3 moving up")
+    manifest: str | None = None  # kind=manifest: CSV/JSONL of video,caption[,start,end]; paths relative to root
+    # joint image-video training (Sec. 3, 4.2): independent image frames appended to each training video
+    image_frames: int = 0  # N (the paper compares 0, 4, 8); train split only
+    image_root: str | None = None  # None: random frames of random clips of the same dataset; else an image folder
 
     def __post_init__(self):
         self.validate()
@@ -53,10 +64,11 @@ class DataConfig:
             if value < minimum:
                 fail(name, f">= {minimum}")
 
-        if self.kind not in ("moving_mnist", "video_folder"):
-            fail("kind", "'moving_mnist' or 'video_folder'")
+        if self.kind not in ("moving_mnist", "video_folder", "manifest"):
+            fail("kind", "'moving_mnist', 'video_folder' or 'manifest'")
         for name, minimum in [("num_frames", 1), ("image_size", 1), ("frameskip", 1), ("num_digits", 1),
-                              ("train_clips", 1), ("test_clips", 1), ("seed", 0), ("clips_per_video", 1)]:
+                              ("train_clips", 1), ("test_clips", 1), ("seed", 0), ("clips_per_video", 1),
+                              ("image_frames", 0)]:
             integer(name, minimum)
         if self.channels not in (1, 3) or isinstance(self.channels, bool):
             fail("channels", "1 or 3")
@@ -78,20 +90,37 @@ class DataConfig:
 
 
 def build_dataset(cfg: DataConfig, split: str = "train") -> Dataset:
-    """The dataset ``cfg`` describes, for ``split`` ("train" or "test")."""
+    """The dataset ``cfg`` describes, for ``split`` ("train" or "test"). Image frames for joint training are
+    appended to the train split only."""
     cfg.validate()  # options may have been set after construction (command-line overrides)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     common = dict(num_frames=cfg.num_frames, image_size=cfg.image_size, channels=cfg.channels,
                   frameskip=cfg.frameskip, split=split, seed=cfg.seed)
     if cfg.kind == "moving_mnist":
-        return MovingMNIST(num_digits=cfg.num_digits, digit_size=cfg.digit_size, speed=cfg.speed,
-                           num_clips=cfg.train_clips if split == "train" else cfg.test_clips,
-                           mnist_path=cfg.mnist_path, **common)
-    if cfg.root is None:
-        raise ValueError("data.root must name a folder of videos when data.kind is 'video_folder'")
-    return VideoFolder(cfg.root, extensions=cfg.extensions, on_error=cfg.on_error,
-                       clips_per_video=cfg.clips_per_video, **common)
+        dataset = MovingMNIST(num_digits=cfg.num_digits, digit_size=cfg.digit_size, speed=cfg.speed,
+                              num_clips=cfg.train_clips if split == "train" else cfg.test_clips,
+                              mnist_path=cfg.mnist_path, **common)
+        if cfg.captions:
+            dataset = CaptionedMovingMNIST(dataset, seed=cfg.seed)
+    elif cfg.kind == "manifest":
+        if cfg.manifest is None:
+            raise ValueError("data.manifest must name a CSV or JSONL file when data.kind is 'manifest'")
+        dataset = CaptionManifest(cfg.manifest, root=cfg.root, on_error=cfg.on_error,
+                                  clips_per_video=cfg.clips_per_video, **common)
+    else:
+        if cfg.root is None:
+            raise ValueError("data.root must name a folder of videos when data.kind is 'video_folder'")
+        if cfg.captions:
+            raise ValueError("data.kind 'video_folder' has no captions; use data.kind=manifest with data.manifest")
+        dataset = VideoFolder(cfg.root, extensions=cfg.extensions, on_error=cfg.on_error,
+                              clips_per_video=cfg.clips_per_video, **common)
+    if cfg.image_frames and split == "train":
+        images = None
+        if cfg.image_root is not None:
+            images = ImageFolder(cfg.image_root, image_size=cfg.image_size, channels=cfg.channels)
+        dataset = WithImageFrames(dataset, cfg.image_frames, images=images, seed=cfg.seed)
+    return dataset
 
 
 def collate_clips(batch: list[dict]) -> dict:

@@ -1,7 +1,8 @@
 """The 3D U-Net factorized over space and time (paper Sec. 3, Fig. 1).
 
 Input: a noisy video ``z_t`` ``(B, C, F, H, W)``, its log-SNR ``lambda_t`` ``(B,)``, an optional conditioning
-vector ``c`` ``(B, cond_dim)`` and an optional temporal-attention ``frame_mask``. Output: a tensor of the shape of
+vector ``c`` ``(B, cond_dim)`` (or one per frame, ``(B, F, cond_dim)``, so that image frames appended for joint
+training keep their own captions) and an optional temporal-attention ``frame_mask``. Output: a tensor of the shape of
 ``z_t`` (the caller decides whether it is ``eps`` or ``v``; the network knows nothing of diffusion).
 
 K levels; level k has ``base_channels * M_k`` channels (the channel multipliers ``M_1..M_K``) and
@@ -129,21 +130,30 @@ class UNet3D(nn.Module):
     def forward(
         self, z_t: Tensor, logsnr: Tensor, cond: Tensor | None = None, frame_mask: Tensor | None = None
     ) -> Tensor:
-        """``z_t`` ``(B, C, F, H, W)``, ``logsnr`` ``(B,)``, ``cond`` ``(B, cond_dim)``, ``frame_mask`` ``(F, F)``
-        or ``(B, F, F)`` (True = may attend). Returns ``(B, out_channels, F, H, W)``."""
+        """``z_t`` ``(B, C, F, H, W)``, ``logsnr`` ``(B,)``, ``cond`` ``(B, cond_dim)`` or per frame
+        ``(B, F, cond_dim)``, ``frame_mask`` ``(F, F)`` or ``(B, F, F)`` (True = may attend). Returns
+        ``(B, out_channels, F, H, W)``."""
         b, c, f, h, w = z_t.shape
         if h % 2 ** (len(self.cfg.channel_mults) - 1) or w % 2 ** (len(self.cfg.channel_mults) - 1):
             raise ValueError(f"height and width ({h}x{w}) must be divisible by 2^(K-1) for K={len(self.cfg.channel_mults)}")
         if frame_mask is not None and frame_mask.shape[-2:] != (f, f):
             raise ValueError(f"frame_mask must be (F, F) or (B, F, F) with F={f}, got {tuple(frame_mask.shape)}")
         emb = self.logsnr_emb(logsnr.expand(b))
+        per_frame = cond is not None and cond.ndim == 3
         if self.cond_emb is not None:
             if cond is None:
                 cond = torch.zeros(b, self.cfg.cond_dim, device=z_t.device)  # the null condition c = 0 (Sec. 2)
-            emb = emb + self.cond_emb(cond.to(emb.dtype))
+            if per_frame:  # per-frame conditioning (B, F, cond_dim), e.g. appended image frames (Sec. 4.2)
+                if cond.shape[:2] != (b, f):
+                    raise ValueError(f"per-frame cond must be (B, F, cond_dim) with B={b}, F={f}, "
+                                     f"got {tuple(cond.shape)}")
+                emb = (emb[:, None] + self.cond_emb(cond.to(emb.dtype))).reshape(b * f, -1)  # (B*F, emb_dim)
+            else:
+                emb = emb + self.cond_emb(cond.to(emb.dtype))
         elif cond is not None:
             raise ValueError("cond was given but the model has cond_dim = 0")
-        emb = emb.repeat_interleave(f, dim=0)  # (B*F, emb_dim): one embedding per frame
+        if not per_frame:
+            emb = emb.repeat_interleave(f, dim=0)  # (B*F, emb_dim): one embedding per frame
         x = z_t.transpose(1, 2).reshape(b * f, c, h, w)  # (B*F, C, H, W): frames folded into the batch
         x = self.conv_in(x)
         skips = [x]

@@ -1,5 +1,10 @@
 """The training loop: eq. (2) with AdamW, LR warm-up, gradient clipping, EMA, checkpoints and exact resume.
 
+Text-conditioned experiments (``text.encoder`` set) feed the captions' cached embeddings to the network and drop
+each example's condition with probability ``train.cond_drop_prob`` (null condition c = 0, for classifier-free
+guidance, eq. 5). Joint image-video training (``data.image_frames = N``, Sec. 4.2) appends N independent image
+frames to each video and masks temporal attention with ``joint_frame_mask``; the loss covers all frames.
+
 Everything random in a run is derived from ``train.seed`` and saved in checkpoints: the weight init, the data order
 (a seeded permutation per epoch, so the position is a function of the step), the diffusion times and noise (a
 dedicated generator) and dropout (the global RNG, forked so the caller's state is untouched). Resuming from a
@@ -18,12 +23,13 @@ import yaml
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from ..config import ExperimentConfig, config_to_dict
+from ..config import ExperimentConfig, config_from_dict, config_to_dict
 from ..data import build_dataset, collate_clips
 from ..denoiser import Denoiser
 from ..io import save_video_grid
 from ..losses import diffusion_loss, sample_t
-from ..pipeline import build_model, pick_device, sample_videos
+from ..nn import joint_frame_mask
+from ..pipeline import build_model, pick_device, sample_from_prompts, sample_videos
 from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .ema import EMA
 from .report import MetricsLog, plot_loss
@@ -77,17 +83,54 @@ def _restore_rng(state: dict[str, torch.Tensor], noise_gen: torch.Generator) -> 
 
 def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path) -> None:
     now = config_to_dict(cfg)
-    for group in ("data", "model", "diffusion"):
-        if saved.get(group) != now[group]:
+    try:  # options added to the config since the checkpoint was written take their defaults
+        saved = config_to_dict(config_from_dict(ExperimentConfig, saved))
+    except (TypeError, ValueError):
+        pass
+    for group in ("data", "model", "diffusion", "text"):
+        a, b = dict(saved.get(group) or {}), dict(now[group])
+        if group == "text":  # where embeddings are cached does not change the model
+            a.pop("cache_dir", None)
+            b.pop("cache_dir", None)
+        if a != b:
             raise ValueError(
                 f"cannot resume from {path}: its '{group}' config differs from the one given; "
                 f"use a new --out directory or the same config (only train.* and sample.* may change)"
             )
 
 
-def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int) -> list[Path]:
+def _net_kwargs(batch: dict, cfg: ExperimentConfig, text_cache, noise_gen: torch.Generator, device) -> dict:
+    """The network's keyword arguments for a batch: the joint frame mask and the (dropped-out) caption condition."""
+    kwargs = {}
+    n_img = cfg.data.image_frames
+    f_video = batch["video"].shape[2] - n_img
+    if n_img:
+        kwargs["frame_mask"] = joint_frame_mask(f_video, n_img, device)  # image frames attend only to themselves
+    if text_cache is not None:
+        from ..text import caption_condition
+
+        kwargs.update(caption_condition(
+            text_cache, batch["caption"], image_captions=batch.get("image_captions") if n_img else None,
+            num_frames=f_video, drop_prob=cfg.train.cond_drop_prob, generator=noise_gen, device=device))
+    return kwargs
+
+
+def _preview_prompts(cfg: ExperimentConfig) -> list[str]:
+    """Captions of the first ``sample.num`` test clips: the prompts of the preview grids of text models."""
+    test = build_dataset(cfg.data, "test")
+    return [test[i % len(test)]["caption"] for i in range(cfg.sample.num)]
+
+
+def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int, text_cache=None) -> list[Path]:
     den = Denoiser(ema_net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x)
-    videos = sample_videos(den, cfg, cfg.sample.num, seed=cfg.sample.seed, progress=True)
+    if text_cache is None:
+        videos = sample_videos(den, cfg, cfg.sample.num, seed=cfg.sample.seed, progress=True)
+    else:
+        prompts = _preview_prompts(cfg)
+        videos = sample_from_prompts(den, cfg, prompts, 1, guidance=cfg.sample.guidance, cache=text_cache,
+                                     seed=cfg.sample.seed, progress=True)
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        (run_dir / "samples" / f"step_{step:06d}.txt").write_text("\n".join(prompts) + "\n")
     paths = []
     for ext in ("gif", "mp4"):
         p = run_dir / "samples" / f"step_{step:06d}.{ext}"
@@ -126,6 +169,11 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
             _restore_rng(ckpt["rng"], noise_gen)
             print(f"resuming from {resume_from} (step {step})")
         dataset = build_dataset(cfg.data, "train")
+        text_cache = None
+        if cfg.text.enabled:
+            from ..text import build_text_cache
+
+            text_cache = build_text_cache(cfg.text, device=device)  # frozen encoder, loaded on the first cache miss
         loader = DataLoader(
             dataset,
             batch_size=tc.batch_size,
@@ -144,13 +192,16 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
         data_iter = iter(loader)
         model.train()
         while step < tc.steps:
-            x = next(data_iter)["video"].to(device, non_blocking=True)  # (B, C, F, H, W)
+            batch = next(data_iter)
+            x = batch["video"].to(device, non_blocking=True)  # (B, C, F + N, H, W): video frames, then N images
             t = sample_t(x.shape[0], generator=noise_gen, low_discrepancy=cfg.diffusion.low_discrepancy,
                          device=device)
             logsnr = cfg.diffusion.schedule(t)
             eps = torch.randn(x.shape, generator=noise_gen, device=device)
+            net_kwargs = _net_kwargs(batch, cfg, text_cache, noise_gen, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.amp == "bf16"):
-                loss = diffusion_loss(model, x, logsnr, eps, parameterization=cfg.diffusion.parameterization).mean()
+                loss = diffusion_loss(model, x, logsnr, eps, parameterization=cfg.diffusion.parameterization,
+                                      **net_kwargs).mean()
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, tc)
             opt.zero_grad(set_to_none=True)
@@ -176,7 +227,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
                 plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
             if (tc.sample_every and step % tc.sample_every == 0) or step == tc.steps:
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    samples = _write_samples(ema.model, cfg, run_dir, step)
+                    samples = _write_samples(ema.model, cfg, run_dir, step, text_cache)
                 t_last = time.perf_counter()  # sampling time is not training throughput
         bar.close()
     final = latest_checkpoint(run_dir)
