@@ -39,6 +39,6 @@ def test_missing_config_file_is_named(tmp_path):
 
 
 def test_shipped_configs_load():
-    for name in ("moving_mnist_tiny", "moving_mnist_16x64x64"):
+    for name in ("moving_mnist_tiny", "moving_mnist_16x64x64", "moving_mnist_text"):
         cfg = load_config(f"configs/{name}.yaml")
         assert cfg.name == name
