@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the resolved config (defaults + YAML + overrides)")
     _add_config_args(p)
     p.set_defaults(func=_cmd_config)
+
+    from .cli_conditional import add_subcommands as add_conditional  # extend, interpolate, upsample, cascade
+
+    add_conditional(sub)
     return parser
 
 

@@ -1,0 +1,406 @@
+"""Command line for conditional generation (paper Sec. 3.1, 4.4, Fig. 2): ``videodiff extend | interpolate |
+upsample | cascade``. Thin: read inputs, load models, call :mod:`videodiff.conditional`, write videos.
+
+``cli.py`` registers these with ``add_subcommands(sub)`` in ``build_parser``; ``python -m videodiff.cli_conditional``
+runs them on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_subcommands", "build_parser", "main"]
+
+VIDEO_EXTS = (".mp4", ".gif", ".png")
+
+
+# ------------------------------------------------------------------------------------------------ arguments
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=None, help="sampling steps per block (default: the run's sample.steps)")
+    p.add_argument("--sampler", choices=["ancestral", "ddim"], default=None,
+                   help="default: the run's sample.sampler")
+    p.add_argument("--gamma", type=float, default=None, help="ancestral stochasticity, eq. (4)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+
+
+def _add_method_args(p: argparse.ArgumentParser, methods: bool = True) -> None:
+    if methods:
+        p.add_argument("--method", choices=["gradient", "replacement"], default="gradient",
+                       help="gradient method (eq. 6, default) or replacement method (Sec. 3.1)")
+        p.add_argument("--variant", choices=["marginal", "posterior"], default="marginal",
+                       help="replacement draws z_s^a from q(z_s^a|x^a) (eq. 1, default) or q(z_s^a|x^a, z_t^a) (eq. 3)")
+    p.add_argument("--w-r", type=float, default=1.0, help="reconstruction weight w_r of eq. (6) (paper: 1)")
+    p.add_argument("--no-clamp", action="store_true",
+                   help="do not clamp the gradient method's adjusted prediction to [-1, 1] (default: clamp when the "
+                        "model clips x_hat; without it the correction explodes at high noise, see BENCHMARKS.md)")
+
+
+def _add_output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="output .mp4, .gif or .png (frame strip)")
+    p.add_argument("--compare", action="store_true",
+                   help="write a side-by-side grid (input | output [| ground truth]); conditioning frames outlined red")
+    p.add_argument("--fps", type=int, default=None)
+    p.add_argument("--save-tensor", action="store_true", help="also save the videos as a .pt tensor beside --out")
+
+
+def add_subcommands(sub) -> None:
+    """Register ``extend``, ``interpolate``, ``upsample`` and ``cascade`` on an argparse subparsers object."""
+    p = sub.add_parser("extend", help="autoregressive temporal extension (Sec. 4.4): long videos from an F-frame model")
+    p.add_argument("--checkpoint", required=True, type=Path, help="run directory or checkpoints/step_XXXXXX")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", type=Path, help="video (.mp4/.gif/...) or .pt tensor (B, C, F, H, W) to extend")
+    src.add_argument("--from-samples", type=int, metavar="N", help="start from N unconditional samples")
+    p.add_argument("--frames", type=int, default=64, help="total frames of the output (default 64)")
+    p.add_argument("--context", type=int, default=None, help="frames each block conditions on (default F/2)")
+    p.add_argument("--given", type=int, default=None,
+                   help="with --input: how many of its first frames to keep and condition on (default --context)")
+    _add_method_args(p)
+    _add_sampling_args(p)
+    _add_output_args(p)
+    p.set_defaults(func=_cmd_extend)
+
+    p = sub.add_parser("interpolate", help="temporal interpolation (Sec. 3.1): frameskip-k video -> frameskip 1")
+    p.add_argument("--checkpoint", required=True, type=Path, help="a frameskip-1 model: run dir or checkpoint")
+    p.add_argument("--input", required=True, type=Path, help="low frame-rate video or .pt tensor (B, C, F, H, W)")
+    p.add_argument("--factor", type=int, required=True, help="frame-rate factor k (output has (L-1)k+1 frames)")
+    p.add_argument("--subsample", action="store_true",
+                   help="the input is at the model's frame rate: take every k-th frame as key frames and show "
+                        "the rest as ground truth with --compare")
+    p.add_argument("--max-frames", type=int, default=None, help="read at most this many input frames")
+    _add_method_args(p)
+    _add_sampling_args(p)
+    _add_output_args(p)
+    p.set_defaults(func=_cmd_interpolate)
+
+    p = sub.add_parser("upsample", help="spatial super-resolution by eq. (7) with an unconditional high-res model")
+    p.add_argument("--checkpoint", required=True, type=Path, help="the high-resolution model")
+    p.add_argument("--input", required=True, type=Path, help="low-resolution video or .pt tensor (B, C, F, h, w)")
+    p.add_argument("--low-size", type=int, default=None,
+                   help="resize the (square-cropped) input to this size first (default: keep its size)")
+    p.add_argument("--max-frames", type=int, default=None, help="read at most this many input frames")
+    p.add_argument("--context", type=int, default=None, help="high-res frames of the previous window (default F/2)")
+    p.add_argument("--down", choices=["bilinear", "area"], default="bilinear", help="differentiable downsampling D")
+    _add_method_args(p, methods=False)
+    p.add_argument("--w-r-low", type=float, default=None,
+                   help="weight of the eq. (7) term (default (H/h)^2, exact for area as t->0; paper: 1)")
+    _add_sampling_args(p)
+    _add_output_args(p)
+    p.set_defaults(func=_cmd_upsample)
+
+    p = sub.add_parser("cascade", help="low-res model -> simultaneous super-resolution and extension (Fig. 2)")
+    p.add_argument("--low", type=Path, default=None,
+                   help="low-resolution model to sample from (e.g. 16x64x64, frameskip 4); not needed with --input")
+    p.add_argument("--high", required=True, type=Path, help="high-resolution model (e.g. 9x128x128, frameskip 1)")
+    p.add_argument("--input", type=Path, default=None, help="low-res video or .pt instead of sampling --low")
+    p.add_argument("--num", type=int, default=4, help="low-res samples to draw when no --input (default 4)")
+    p.add_argument("--factor", type=int, default=None,
+                   help="temporal factor (default: low frameskip / high frameskip from the two configs)")
+    p.add_argument("--context", type=int, default=None, help="high-res frames of the previous window (default F/2)")
+    p.add_argument("--down", choices=["bilinear", "area"], default="bilinear", help="differentiable downsampling D")
+    p.add_argument("--low-steps", type=int, default=None, help="sampling steps of the low model")
+    _add_method_args(p, methods=False)
+    p.add_argument("--w-r-low", type=float, default=None,
+                   help="weight of the eq. (7) term (default (H/h)^2, exact for area as t->0; paper: 1)")
+    _add_sampling_args(p)
+    _add_output_args(p)
+    p.set_defaults(func=_cmd_cascade)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A parser with only the conditional subcommands (the full CLI is ``videodiff.cli``)."""
+    parser = argparse.ArgumentParser(prog="videodiff", description="conditional generation (paper Sec. 3.1)")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _check_out(out: Path) -> None:
+    if out.suffix.lower() not in VIDEO_EXTS:
+        raise ValueError(f"--out must end in one of {VIDEO_EXTS}, got {out.name}")
+
+
+def _check_input(path: Path | None) -> None:
+    """Fail before loading any model when --input is missing."""
+    if path is not None and not path.exists():
+        raise FileNotFoundError(f"--input {path}: file does not exist")
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"--input {path}: not a regular file")
+
+
+def _load(path: Path, args):
+    from .pipeline import load_model
+
+    return load_model(path, ema=not args.no_ema, device=args.device)
+
+
+def _read_input(path: Path, *, channels: int, size: int | None, step: int = 1, max_frames: int | None = None):
+    """``--input`` as float ``(B, C, F, S, S)`` in [-1, 1]: a video file (one video, center-cropped square, resized
+    to ``size`` when given) or a ``.pt`` tensor ``(B, C, F, H, W)`` / ``(C, F, H, W)``."""
+    import torch
+
+    from .data.transforms import frames_to_clip, to_channels
+    from .io import read_video
+
+    if path.suffix.lower() == ".pt":
+        if not path.is_file():
+            raise FileNotFoundError(f"--input {path}: file does not exist")
+        try:
+            video = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle and zip errors of all kinds
+            raise ValueError(f"--input {path}: cannot load as a tensor ({e})") from e
+        if not torch.is_tensor(video) or video.ndim not in (4, 5):
+            raise ValueError(f"--input {path}: expected a (B, C, F, H, W) tensor")
+        video = (video[None] if video.ndim == 4 else video).float()
+        video = video[:, :, ::step][:, :, :max_frames]
+        b, c, f, h, w = video.shape
+        if h != w:
+            raise ValueError(f"--input {path}: frames must be square, got {h}x{w}")
+        video = to_channels(video.transpose(1, 2).flatten(0, 1), channels)  # (B*F, C, H, W)
+        if size is not None and size != h:
+            video = torch.nn.functional.interpolate(video, size=(size, size), mode="bilinear", antialias=True,
+                                                    align_corners=False)
+        return video.reshape(b, f, channels, *video.shape[-2:]).transpose(1, 2).clamp(-1, 1)
+    frames = read_video(path, step=step, max_frames=max_frames)  # uint8 (F, H, W, 3); names the path on errors
+    side = min(frames.shape[1:3])
+    return frames_to_clip(frames, size or side, channels)[None]  # (1, C, F, S, S)
+
+
+def _sampler_kwargs(args, cfg) -> dict:
+    sampler = args.sampler or cfg.sample.sampler
+    kw = {"steps": args.steps or cfg.sample.steps, "sampler": sampler}
+    if sampler == "ancestral":
+        kw["gamma"] = cfg.sample.gamma if args.gamma is None else args.gamma
+    else:
+        kw["eta"] = cfg.sample.eta if args.eta is None else args.eta
+    return kw
+
+
+def _guidance_clip(args, cfg):
+    """Clamp x~ to the data range when the model clips x_hat (cfg.sample.clip_x), unless --no-clamp."""
+    return None if args.no_clamp or not cfg.sample.clip_x else (-1.0, 1.0)
+
+
+def _generator(seed: int, device):
+    import torch
+
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _write(args, videos, *, fps: int, compare_rows=None, compare_known=None) -> None:
+    """The output grid (or, with --compare, the side-by-side grid) and optionally the tensor."""
+    import torch
+
+    from .conditional import comparison_grid
+    from .io import save_video_grid, write_video
+
+    if args.compare and compare_rows is not None:
+        write_video(args.out, comparison_grid(compare_rows, compare_known), fps=fps)
+    else:
+        save_video_grid(videos, args.out, fps=fps)
+    if args.save_tensor:
+        torch.save(videos, args.out.with_suffix(".pt"))
+
+
+def _device_of(loaded):
+    return next(loaded.denoiser.parameters()).device
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+def _cmd_extend(args) -> int:
+    import torch
+
+    from .conditional import align_frames, extend
+
+    _check_out(args.out)
+    _check_input(args.input)
+    loaded = _load(args.checkpoint, args)
+    cfg, dev = loaded.config, _device_of(loaded)
+    f_model = cfg.data.num_frames
+    context = f_model // 2 if args.context is None else args.context
+    if not 0 <= context < f_model:
+        raise ValueError(f"--context must be in [0, {f_model}) for this {f_model}-frame model, got {context}")
+    if args.frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    truth = None
+    if args.input is not None:
+        given = context if args.given is None else args.given
+        if given < 1:
+            raise ValueError(f"--given must be >= 1, got {given}")
+        video = _read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size,
+                            step=cfg.data.frameskip, max_frames=args.frames)
+        truth = video if video.shape[2] > given else None  # the real continuation, for --compare
+        video, start = video[:, :, :given], dict(video=video[:, :, :given].to(dev))
+        if video.shape[2] < given:
+            print(f"note: {args.input} has only {video.shape[2]} frames at frameskip {cfg.data.frameskip}; "
+                  f"conditioning on those", file=sys.stderr)
+        given = video.shape[2]
+    else:
+        if args.from_samples < 1:
+            raise ValueError(f"--from-samples must be >= 1, got {args.from_samples}")
+        given = 0
+        start = dict(num_videos=args.from_samples, frame_shape=(cfg.data.channels, cfg.data.image_size,
+                                                                 cfg.data.image_size), device=dev)
+    t0 = time.perf_counter()
+    out = extend(loaded.denoiser, cfg.diffusion.schedule, total_frames=args.frames, block_frames=f_model,
+                 context=context, method=args.method, variant=args.variant, w_r=args.w_r,
+                 guidance_clip=_guidance_clip(args, cfg), generator=_generator(args.seed, dev), **start,
+                 **_sampler_kwargs(args, cfg)).float().cpu()
+    dt = time.perf_counter() - t0
+    known = [i < given for i in range(args.frames)]
+    rows, marks = None, None
+    if given:
+        rows, marks = [align_frames(video, range(given), args.frames), out], [known, known]
+        if truth is not None:
+            rows.append(align_frames(truth, range(truth.shape[2]), args.frames))
+            marks.append(known)
+    else:
+        rows, marks = [out], [[i < f_model for i in range(args.frames)]]
+    _write(args, out, fps=args.fps or cfg.sample.fps, compare_rows=rows, compare_known=marks)
+    print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}) with "
+          f"{loaded.path} in {dt:.1f} s -> {args.out}")
+    return 0
+
+
+def _cmd_interpolate(args) -> int:
+    from .conditional import align_frames, interpolate
+
+    _check_out(args.out)
+    _check_input(args.input)
+    if args.factor < 1:
+        raise ValueError(f"--factor must be >= 1, got {args.factor}")
+    loaded = _load(args.checkpoint, args)
+    cfg, dev = loaded.config, _device_of(loaded)
+    step = cfg.data.frameskip if args.subsample else 1
+    video = _read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size, step=step,
+                        max_frames=args.max_frames)
+    truth = None
+    if args.subsample:
+        n = (video.shape[2] - 1) // args.factor * args.factor + 1
+        truth, video = video[:, :, :n], video[:, :, :n:args.factor]
+    if video.shape[2] < 2:
+        raise ValueError(f"--input {args.input}: need at least 2 key frames to interpolate, got {video.shape[2]}")
+    t0 = time.perf_counter()
+    out = interpolate(loaded.denoiser, cfg.diffusion.schedule, video.to(dev), args.factor,
+                      block_frames=cfg.data.num_frames, method=args.method, variant=args.variant, w_r=args.w_r,
+                      guidance_clip=_guidance_clip(args, cfg), generator=_generator(args.seed, dev),
+                      **_sampler_kwargs(args, cfg)).float().cpu()
+    dt = time.perf_counter() - t0
+    total = out.shape[2]
+    keys = range(0, total, args.factor)
+    known = [i % args.factor == 0 for i in range(total)]
+    rows, marks = [align_frames(video, keys, total), out], [known, known]
+    if truth is not None:
+        rows.append(truth)
+        marks.append(known)
+    _write(args, out, fps=args.fps or cfg.sample.fps, compare_rows=rows, compare_known=marks)
+    print(f"interpolated {video.shape[2]} -> {total} frames (x{args.factor}, {args.method}) in {dt:.1f} s "
+          f"-> {args.out}")
+    return 0
+
+
+def _cmd_upsample(args) -> int:
+    from .conditional import align_frames, upsample
+
+    _check_out(args.out)
+    _check_input(args.input)
+    loaded = _load(args.checkpoint, args)
+    cfg, dev = loaded.config, _device_of(loaded)
+    size = cfg.data.image_size
+    video = _read_input(args.input, channels=cfg.data.channels, size=args.low_size, max_frames=args.max_frames)
+    low = video.shape[-1]
+    if low >= size:
+        raise ValueError(f"--input {args.input} is {low}x{low}, not below the model's {size}x{size}; "
+                         f"pass --low-size to downsample it first")
+    t0 = time.perf_counter()
+    out = upsample(loaded.denoiser, cfg.diffusion.schedule, video.to(dev), size=size,
+                   block_frames=cfg.data.num_frames, context=args.context, down_mode=args.down, w_r=args.w_r,
+                   w_r_low=args.w_r_low, guidance_clip=_guidance_clip(args, cfg),
+                   generator=_generator(args.seed, dev), **_sampler_kwargs(args, cfg)).float().cpu()
+    dt = time.perf_counter() - t0
+    f = out.shape[2]
+    rows, marks = [align_frames(video, range(f), f, size=size), out], [[True] * f, [False] * f]
+    _write(args, out, fps=args.fps or cfg.sample.fps, compare_rows=rows, compare_known=marks)
+    print(f"upsampled {f} frames {low}->{size} (eq. 7, {args.down}) in {dt:.1f} s -> {args.out}")
+    return 0
+
+
+def _cmd_cascade(args) -> int:
+    from .conditional import align_frames, cascade
+    from .pipeline import sample_videos
+
+    _check_out(args.out)
+    _check_input(args.input)
+    high = _load(args.high, args)
+    hcfg, dev = high.config, _device_of(high)
+    size = hcfg.data.image_size
+    if args.input is not None:
+        video = _read_input(args.input, channels=hcfg.data.channels, size=None)
+        low_fs = None
+    else:
+        if args.low is None:
+            raise ValueError("cascade needs --low (a model to sample low-resolution videos from) or --input")
+        low = _load(args.low, args)
+        lcfg = low.config
+        if args.num < 1:
+            raise ValueError(f"--num must be >= 1, got {args.num}")
+        video = sample_videos(low.denoiser, lcfg, args.num, steps=args.low_steps, seed=args.seed, progress=True)
+        from .data.transforms import to_channels
+
+        b, c, f, h, w = video.shape
+        video = to_channels(video.transpose(1, 2).flatten(0, 1), hcfg.data.channels)
+        video = video.reshape(b, f, -1, h, w).transpose(1, 2)
+        low_fs = lcfg.data.frameskip
+    factor = args.factor
+    if factor is None:
+        if low_fs is None:
+            raise ValueError("--factor is required with --input (the input's frameskip is unknown)")
+        if low_fs % hcfg.data.frameskip:
+            raise ValueError(f"low frameskip {low_fs} is not a multiple of the high model's {hcfg.data.frameskip}; "
+                             f"pass --factor")
+        factor = low_fs // hcfg.data.frameskip
+    lsize = video.shape[-1]
+    if lsize > size:
+        raise ValueError(f"low-resolution frames ({lsize}) are larger than the high model's {size}")
+    t0 = time.perf_counter()
+    out = cascade(high.denoiser, hcfg.diffusion.schedule, video.to(dev), size=size, factor=factor,
+                  block_frames=hcfg.data.num_frames, context=args.context, down_mode=args.down, w_r=args.w_r,
+                  w_r_low=args.w_r_low, guidance_clip=_guidance_clip(args, hcfg),
+                  generator=_generator(args.seed + 1, dev),
+                  **_sampler_kwargs(args, hcfg)).float().cpu()
+    dt = time.perf_counter() - t0
+    total = out.shape[2]
+    known = [i % factor == 0 for i in range(total)]
+    rows, marks = [align_frames(video, range(0, total, factor), total, size=size), out], [known, [False] * total]
+    _write(args, out, fps=args.fps or hcfg.sample.fps, compare_rows=rows, compare_known=marks)
+    print(f"cascade: {video.shape[2]} frames {lsize}px -> {total} frames {size}px (x{factor} in time) "
+          f"in {dt:.1f} s -> {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one conditional subcommand; errors print one line naming the bad file or option (exit status 2)."""
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .io import VideoReadError
+
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, CheckpointError, VideoReadError) as e:
+        print(f"videodiff: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

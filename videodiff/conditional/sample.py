@@ -1,0 +1,81 @@
+"""One conditional sample (paper Sec. 3.1): the replacement method or the gradient method around any sampler."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..sampling import SAMPLERS, sample
+from ..schedule import time_grid
+from .masks import as_mask, blend
+from .reconstruction import ReconstructionGuidance
+from .replacement import ReplacementHook
+
+__all__ = ["sample_conditional", "METHODS"]
+
+METHODS = ("gradient", "replacement")
+
+
+def sample_conditional(
+    denoise: Callable[..., Tensor],
+    shape: tuple[int, ...],
+    schedule: Callable[[Tensor], Tensor],
+    *,
+    x_a: Tensor | None = None,
+    mask: Tensor | None = None,
+    method: str = "gradient",
+    variant: str = "marginal",
+    w_r: float = 1.0,
+    y: Tensor | None = None,
+    y_mask: Tensor | None = None,
+    down: Callable[[Tensor], Tensor] | None = None,
+    w_r_low: float | None = None,
+    guidance_clip: tuple[float, float] | None = None,
+    steps: int = 128,
+    sampler: str = "ancestral",
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    progress: bool = False,
+    **kwargs,
+) -> Tensor:
+    """Draw ``x ~ p(x | x^a)`` (and/or ``p(x | D x = y)``) of ``shape`` with an unconditional ``denoise``.
+
+    ``method="replacement"``: the sampler with :class:`ReplacementHook` (``variant`` "marginal", eq. 1, or
+    "posterior", eq. 3). ``method="gradient"``: the same hook around the adjusted denoiser of eq. (6) (and eq. 7 when
+    ``y`` is given; the low-resolution constraint exists only in the gradient method). Without any known values this
+    is plain unconditional sampling. The output's known entries equal ``x_a`` exactly (for 0/1 masks).
+    ``guidance_clip`` clamps the adjusted prediction (see :class:`ReconstructionGuidance`, ``clip``).
+    Remaining keyword arguments go to the sampler (``gamma``, ``eta``, ``callback``) and on to ``denoise``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+    if (x_a is None) != (mask is None):
+        raise ValueError("x_a and mask go together: give both or neither")
+    if y is not None and method != "gradient":
+        raise ValueError("low-resolution conditioning (y, eq. 7) needs method='gradient'; replacement cannot use it")
+    if x_a is not None:
+        x_a = x_a.to(device=device, dtype=dtype)
+        if tuple(x_a.shape) != tuple(shape):
+            raise ValueError(f"x_a has shape {tuple(x_a.shape)}, expected the sample shape {tuple(shape)}")
+        mask = as_mask(mask, x_a)
+        if not bool(mask.any()):
+            x_a = mask = None  # nothing known: unconditional
+    logsnrs = schedule(time_grid(steps))
+    z = torch.randn(shape, generator=generator, device=device, dtype=dtype)  # z_1 ~ N(0, I)
+    hook = None
+    if x_a is not None:
+        hook = ReplacementHook(x_a, mask, variant, final_logsnr=float(logsnrs[-1]))
+        z = hook.initial(z, logsnrs[0], generator)
+    if method == "gradient" and (x_a is not None or y is not None):
+        denoise = ReconstructionGuidance(denoise, x_a=x_a, mask=mask, w_r=w_r, y=y, y_mask=y_mask, down=down,
+                                         w_r_low=w_r_low, clip=guidance_clip)
+    out = sample(denoise, shape, schedule, steps=steps, sampler=sampler, generator=generator, device=device,
+                 dtype=dtype, z=z, step_hook=hook, progress=progress, **kwargs)
+    if x_a is not None:
+        out = blend(out, x_a, mask)  # already exact through the hook; kept for samplers that return z_0 otherwise
+    return out
