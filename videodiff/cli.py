@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output .mp4, .gif or .png (frame strip)")
     p.set_defaults(func=_cmd_sample)
 
+    from .cli_eval import add_subcommands as add_eval_subcommands
+
+    add_eval_subcommands(sub)  # videodiff eval, videodiff train-classifier
+
     p = sub.add_parser("config", help="print the resolved config (defaults + YAML + overrides)")
     _add_config_args(p)
     p.set_defaults(func=_cmd_config)

@@ -1,0 +1,138 @@
+"""Command line for evaluation: ``videodiff eval`` and ``videodiff train-classifier``. Thin: parse, call
+:mod:`videodiff.evaluate` / :mod:`videodiff.metrics.classifier_train`, report.
+
+``add_subcommands(subparsers)`` registers both on the main ``videodiff`` parser; ``python -m videodiff.cli_eval``
+runs them stand-alone.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_subcommands", "main"]
+
+
+def _command(args) -> str:
+    """The command line as typed (``videodiff ...``), recorded with results."""
+    return "videodiff " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
+
+
+def _cmd_train_classifier(args) -> int:
+    from .metrics.classifier_train import load_classifier_config, train_classifier
+
+    cfg = load_classifier_config(args.preset, args.config, args.overrides)
+    command = _command(args)
+    rec = train_classifier(cfg, args.out, command=command, progress=not args.no_progress)
+    acc = rec["test_accuracy"]
+    print(f"\ntrained classifier {cfg.name} for {rec['steps']} steps in {rec['train_time_s'] / 60:.1f} min")
+    print(f"  held-out test ({acc['num_clips']} clips): digit sets {acc['digit_set_accuracy']:.3f}, "
+          f"digit recall {acc['digit_recall']:.3f}, directions {acc['direction_accuracy']:.3f}")
+    print(f"  weights : {Path(args.out) / 'classifier.safetensors'}  (+ classifier.json)")
+    return 0
+
+
+def _parse_metrics(text: str) -> list[str]:
+    from .evaluate import METRICS
+
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in METRICS]
+    if bad or not names:
+        raise ValueError(f"--metrics: unknown metric {bad[0] if bad else text!r}; choose from {', '.join(METRICS)}")
+    return names
+
+
+def _cmd_eval(args) -> int:
+    from .evaluate import evaluate_checkpoint, evaluate_paths, format_results, write_results
+
+    metrics = _parse_metrics(args.metrics)
+    common = dict(metrics=metrics, frames=args.frames, num=args.num, inception=args.inception,
+                  classifier=args.classifier, fvd_repeat_frames=args.fvd_repeat_frames, batch_size=args.batch_size,
+                  cache_dir=args.cache_dir, device=args.device, progress=not args.no_progress)
+    grid = dict(grid_rows=args.grid_rows, grid_cols=args.grid_cols)
+    t0 = time.perf_counter()
+    if args.checkpoint is not None:
+        if args.fake is not None:
+            raise ValueError("--checkpoint samples the fake set itself: give --fake or --checkpoint, not both")
+        results = evaluate_checkpoint(args.checkpoint, real=args.real, steps=args.steps, sampler=args.sampler,
+                                      seed=args.seed, save_samples=args.save_samples, **grid, **common)
+    else:
+        if args.real is None or args.fake is None:
+            raise ValueError("give --real PATH and --fake PATH (or --checkpoint CKPT to sample the fake set)")
+        results = evaluate_paths(args.real, args.fake, **grid, **common)
+    results["command"] = _command(args)
+    results["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    print(format_results(results))
+    if args.json is not None:
+        write_results(results, args.json)
+        print(f"results and protocol records -> {args.json}")
+    return 0
+
+
+def add_subcommands(sub) -> None:
+    """Register ``eval`` and ``train-classifier`` on ``videodiff``'s subparsers."""
+    from .evaluate import METRICS
+
+    p = sub.add_parser("eval", help="FVD / FID / IS / classifier-FVD / classifier-IS of videos or of a checkpoint",
+                       description="Compare a fake video set with a real one. PATH: a folder of videos, one video "
+                                   "file holding a grid of videos (as written by `videodiff sample`), a .pt tensor "
+                                   "(`videodiff sample --save-tensor`), or a sampling/run directory.")
+    p.add_argument("--real", type=Path, help="real videos (default with --checkpoint: the held-out split of its data)")
+    p.add_argument("--fake", type=Path, help="generated videos")
+    p.add_argument("--checkpoint", type=Path, help="sample the fake set from this run directory or checkpoint")
+    p.add_argument("--metrics", default="fvd,cfvd", help=f"comma-separated, from {','.join(METRICS)} (default fvd,cfvd)")
+    p.add_argument("--frames", type=int, default=None, help="use the first N frames of every video (default: all)")
+    p.add_argument("--num", type=int, default=2048, help="videos per set (default 2048; fewer if fewer exist)")
+    p.add_argument("--inception", type=Path, default=None,
+                   help="InceptionV3 weights (pt_inception-2015-12-05 .pth); needed by fid and is")
+    p.add_argument("--classifier", default=None,
+                   help="Moving MNIST classifier for cfvd/cis: a shipped name or a train-classifier folder "
+                        "(default: the shipped one matching the videos' size)")
+    p.add_argument("--fvd-repeat-frames", action="store_true",
+                   help="repeat each frame so that videos shorter than I3D's 9 frames can be scored (not "
+                        "comparable with published FVD; recorded in the protocol)")
+    p.add_argument("--grid-rows", type=int, default=None, help="rows of a grid video (default: inferred)")
+    p.add_argument("--grid-cols", type=int, default=None, help="columns of a grid video (default: inferred)")
+    p.add_argument("--steps", type=int, default=None, help="with --checkpoint: sampling steps (default: the run's)")
+    p.add_argument("--sampler", choices=["ancestral", "ddim"], default=None, help="with --checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="with --checkpoint: sampling seed")
+    p.add_argument("--save-samples", type=Path, default=None, help="with --checkpoint: save the samples (.pt)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--cache-dir", type=Path, default=None, help="cache I3D features here (.npz keyed by content)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", type=Path, default=None, help="write every result with its protocol record here")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("train-classifier", help="train the Moving MNIST evaluation classifier (cfvd, cis, digit accuracy)")
+    p.add_argument("--preset", default="moving-mnist-32", help="moving-mnist-32 (8x32x32, 1 digit) or "
+                                                                 "moving-mnist-64 (16x64x64, 2 digits)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="YAML with data/net/train groups (an experiment YAML contributes its data group)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an option, e.g. --set train.steps=800 --set data.image_size=32")
+    p.add_argument("--out", required=True, type=Path, help="output folder (classifier.safetensors + .json)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_train_classifier)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="videodiff")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.argv = argv
+    from .checkpoint import CheckpointError
+    from .io import VideoReadError
+
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, CheckpointError, VideoReadError) as e:
+        print(f"videodiff: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
