@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of every subcommand; errors print one line naming the bad file or option (exit status 2)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded with results (e.g. by `videodiff eval`) so they name the command that made them
     from .checkpoint import CheckpointError
     from .io import VideoReadError
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["add_subcommands", "build_parser", "main"]
+__all__ = ["add_subcommands", "main"]
 
 VIDEO_EXTS = (".mp4", ".gif", ".png")
 
@@ -112,13 +112,6 @@ def add_subcommands(sub) -> None:
     _add_sampling_args(p)
     _add_output_args(p)
     p.set_defaults(func=_cmd_cascade)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A parser with only the conditional subcommands (the full CLI is ``videodiff.cli``)."""
-    parser = argparse.ArgumentParser(prog="videodiff", description="conditional generation (paper Sec. 3.1)")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    return parser
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -390,16 +383,10 @@ def _cmd_cascade(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one conditional subcommand; errors print one line naming the bad file or option (exit status 2)."""
-    args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .io import VideoReadError
+    """``python -m videodiff.cli_conditional ...`` is ``videodiff ...`` (one entry point, one error handler)."""
+    from .cli import main as videodiff_main
 
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, CheckpointError, VideoReadError) as e:
-        print(f"videodiff: error: {e}", file=sys.stderr)
-        return 2
+    return videodiff_main(argv)
 
 
 if __name__ == "__main__":

@@ -119,19 +119,10 @@ def add_subcommands(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="videodiff")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    args.argv = argv
-    from .checkpoint import CheckpointError
-    from .io import VideoReadError
+    """``python -m videodiff.cli_eval ...`` is ``videodiff ...`` (one entry point, one error handler)."""
+    from .cli import main as videodiff_main
 
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, CheckpointError, VideoReadError) as e:
-        print(f"videodiff: error: {e}", file=sys.stderr)
-        return 2
+    return videodiff_main(argv)
 
 
 if __name__ == "__main__":
