@@ -2,7 +2,6 @@
 
 import importlib.util
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np

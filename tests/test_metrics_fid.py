@@ -51,7 +51,6 @@ def test_full_inception_layout_and_shapes(tmp_path):
 
 
 def test_input_normalisation():
-    net = _small_inception()
     x = torch.tensor([0.0, 255.0]).view(2, 1, 1, 1).expand(2, 3, 5, 5)
     tf = InceptionV3(width=0.125).prepare(x)
     assert tf.shape == (2, 3, 299, 299) and tf[0].eq(-1).all() and tf[1].eq(127 / 128).all()

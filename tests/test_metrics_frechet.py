@@ -1,7 +1,6 @@
 """Fréchet distance between Gaussians (FVD/FID): closed forms, symmetry, singular and complex cases."""
 import numpy as np
 import pytest
-import torch
 
 from videodiff.metrics.frechet import frechet_distance, frechet_distance_from_features, gaussian_stats
 

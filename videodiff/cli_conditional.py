@@ -212,8 +212,6 @@ def _device_of(loaded):
 
 
 def _cmd_extend(args) -> int:
-    import torch
-
     from .conditional import align_frames, extend
 
     _check_out(args.out)

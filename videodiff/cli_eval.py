@@ -6,7 +6,6 @@ runs them stand-alone.
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 import time

@@ -14,7 +14,7 @@ pass (concatenation skip connections).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -222,8 +222,8 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
                 bar.set_postfix(loss=f"{last_loss:.4f}", vid_s=f"{vps:.2f}")
                 loss_sum, loss_n, t_last = 0.0, 0, now
             if step % tc.ckpt_every == 0 or step == tc.steps:
-                ckpt_path = save_checkpoint(run_dir, step, model, ema.model, opt, _rng_state(noise_gen),
-                                            config_to_dict(cfg), keep=tc.keep_checkpoints)
+                save_checkpoint(run_dir, step, model, ema.model, opt, _rng_state(noise_gen),
+                                config_to_dict(cfg), keep=tc.keep_checkpoints)
                 plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
             if (tc.sample_every and step % tc.sample_every == 0) or step == tc.steps:
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
