@@ -20,12 +20,7 @@ MIN_DIGIT_ACC = {"moving-mnist-32": 0.85, "moving-mnist-64": 0.4}
 MIN_DIRECTION_ACC = {"moving-mnist-32": 0.6, "moving-mnist-64": 0.25}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _clips(split="test", n=8, offset=0, **kw):

@@ -16,12 +16,7 @@ from videodiff.metrics.classifier import classifier_fvd, classifier_inception_sc
 MM32 = DataConfig(num_frames=8, image_size=32, num_digits=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
