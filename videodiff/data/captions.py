@@ -23,8 +23,9 @@ from typing import Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..io import VideoReadError, read_video, video_info
-from .transforms import clip_span, frames_to_clip
+from ..io import VideoReadError, video_info
+from .transforms import clip_span
+from .video_folder import read_clip
 
 __all__ = [
     "DIGIT_WORDS",
@@ -218,8 +219,5 @@ class CaptionManifest(Dataset):
         row = self.rows[index % len(self.rows)]
         rng = np.random.default_rng([self.seed, self.split_id, index])
         start = int(rng.integers(row.start, row.end - self.span + 1))
-        frames = read_video(row.video, start=start, max_frames=self.num_frames, step=self.frameskip)  # (F, H, W, 3)
-        if len(frames) < self.num_frames:
-            raise VideoReadError(f"{row.video}: only {len(frames)} frames from frame {start}, need {self.num_frames}")
-        video = frames_to_clip(frames, self.image_size, self.channels)  # (C, F, H, W)
+        video = read_clip(row.video, start, self.num_frames, self.frameskip, self.image_size, self.channels)
         return {"video": video, "caption": row.caption, "path": str(row.video), "start": start, "index": index}

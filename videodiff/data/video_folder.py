@@ -34,6 +34,16 @@ def find_videos(root: str | Path, extensions=VIDEO_EXTENSIONS) -> list[Path]:
     return files
 
 
+def read_clip(path, start: int, num_frames: int, frameskip: int, image_size: int, channels: int):
+    """Decode ``num_frames`` frames of ``path`` from ``start`` at ``frameskip`` and make a ``(C, F, H, W)`` clip in
+    [-1, 1] (center crop, resize); a video that ends early raises :class:`VideoReadError` naming the file."""
+    frames = read_video(path, start=start, max_frames=num_frames, step=frameskip)  # (F, H, W, 3)
+    if len(frames) < num_frames:
+        raise VideoReadError(f"{path}: only {len(frames)} frames from frame {start} at frameskip "
+                             f"{frameskip}, need {num_frames}")
+    return frames_to_clip(frames, image_size, channels)  # (C, F, H, W)
+
+
 class VideoFolder(Dataset):
     """``clips_per_video * len(videos)`` clips. Items: ``video`` float32 ``(channels, num_frames,
     image_size, image_size)`` in [-1, 1], ``path`` (str), ``start`` (first source frame), ``index``."""
@@ -111,9 +121,5 @@ class VideoFolder(Dataset):
 
     def _clip(self, v: int, start: int, index: int) -> dict:
         path = self.videos[v]
-        frames = read_video(path, start=start, max_frames=self.num_frames, step=self.frameskip)  # (F, H, W, 3)
-        if len(frames) < self.num_frames:
-            raise VideoReadError(f"{path}: only {len(frames)} frames from frame {start} at frameskip "
-                                 f"{self.frameskip}, need {self.num_frames}")
-        video = frames_to_clip(frames, self.image_size, self.channels)  # (C, F, H, W)
+        video = read_clip(path, start, self.num_frames, self.frameskip, self.image_size, self.channels)
         return {"video": video, "path": path, "start": start, "index": index}
