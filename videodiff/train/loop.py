@@ -152,8 +152,9 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
     if ckpt is not None:
         _check_resumable(ckpt["config"], cfg, resume_from)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    rng_devices = [device] if device.type == "cuda" else []
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(tc.seed)
         model = build_model(cfg).to(device)
         ema = EMA(model, tc.ema_decay)
@@ -226,10 +227,12 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
                                 config_to_dict(cfg), keep=tc.keep_checkpoints)
                 plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
             if (tc.sample_every and step % tc.sample_every == 0) or step == tc.steps:
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                with torch.random.fork_rng(devices=rng_devices):
                     samples = _write_samples(ema.model, cfg, run_dir, step, text_cache)
                 t_last = time.perf_counter()  # sampling time is not training throughput
         bar.close()
     final = latest_checkpoint(run_dir)
-    loss_png = plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
+    loss_png = run_dir / "loss.png"  # drawn with the last checkpoint; draw it here only if no step ran
+    if not loss_png.is_file():
+        loss_png = plot_loss(run_dir / "metrics.jsonl", loss_png)
     return TrainResult(run_dir, final, loss_png, samples, last_loss)
