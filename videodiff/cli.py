@@ -13,6 +13,12 @@ __all__ = ["main"]
 VIDEO_EXTS = (".mp4", ".gif", ".png")
 
 
+def check_out(out: Path) -> None:
+    """Fail before any work when ``--out`` has an extension no writer handles."""
+    if out.suffix.lower() not in VIDEO_EXTS:
+        raise ValueError(f"--out must end in one of {VIDEO_EXTS}, got {out.name}")
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="experiment YAML (see configs/); defaults if omitted")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -43,8 +49,7 @@ def _cmd_sample(args) -> int:
     from .pipeline import load_model, sample_videos
 
     out = Path(args.out)
-    if out.suffix.lower() not in VIDEO_EXTS:
-        raise ValueError(f"--out must end in one of {VIDEO_EXTS}, got {out.name}")
+    check_out(out)
     if args.guidance is not None and not args.prompt:
         raise ValueError("--guidance needs at least one --prompt (guidance strengthens a text condition)")
     loaded = load_model(args.checkpoint, ema=not args.no_ema, device=args.device)

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["add_subcommands", "main"]
+from .cli import check_out
 
-VIDEO_EXTS = (".mp4", ".gif", ".png")
+__all__ = ["add_subcommands", "main"]
 
 
 # ------------------------------------------------------------------------------------------------ arguments
@@ -117,11 +117,6 @@ def add_subcommands(sub) -> None:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _check_out(out: Path) -> None:
-    if out.suffix.lower() not in VIDEO_EXTS:
-        raise ValueError(f"--out must end in one of {VIDEO_EXTS}, got {out.name}")
-
-
 def _check_input(path: Path | None) -> None:
     """Fail before loading any model when --input is missing."""
     if path is not None and not path.exists():
@@ -214,7 +209,7 @@ def _device_of(loaded):
 def _cmd_extend(args) -> int:
     from .conditional import align_frames, extend
 
-    _check_out(args.out)
+    check_out(args.out)
     _check_input(args.input)
     loaded = _load(args.checkpoint, args)
     cfg, dev = loaded.config, _device_of(loaded)
@@ -267,7 +262,7 @@ def _cmd_extend(args) -> int:
 def _cmd_interpolate(args) -> int:
     from .conditional import align_frames, interpolate
 
-    _check_out(args.out)
+    check_out(args.out)
     _check_input(args.input)
     if args.factor < 1:
         raise ValueError(f"--factor must be >= 1, got {args.factor}")
@@ -304,7 +299,7 @@ def _cmd_interpolate(args) -> int:
 def _cmd_upsample(args) -> int:
     from .conditional import align_frames, upsample
 
-    _check_out(args.out)
+    check_out(args.out)
     _check_input(args.input)
     loaded = _load(args.checkpoint, args)
     cfg, dev = loaded.config, _device_of(loaded)
@@ -331,7 +326,7 @@ def _cmd_cascade(args) -> int:
     from .conditional import align_frames, cascade
     from .pipeline import sample_videos
 
-    _check_out(args.out)
+    check_out(args.out)
     _check_input(args.input)
     high = _load(args.high, args)
     hcfg, dev = high.config, _device_of(high)
