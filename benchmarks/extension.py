@@ -43,6 +43,7 @@ from videodiff.conditional import extend, extension_plan, frame_strip
 from videodiff.data import build_dataset
 from videodiff.denoiser import Denoiser
 from videodiff.pipeline import load_model
+from videodiff.sampling import sampler_options
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -236,7 +237,7 @@ def main() -> None:
     given = truth[:, :, : a.given]
     plan = extension_plan(a.frames, f_model, a.context, a.given)
     sk = {"steps": a.steps, "sampler": cfg.sample.sampler}
-    sk.update({"gamma": cfg.sample.gamma} if cfg.sample.sampler == "ancestral" else {"eta": cfg.sample.eta})
+    sk.update(sampler_options(cfg.sample.sampler, gamma=cfg.sample.gamma, eta=cfg.sample.eta))
     print(f"model {loaded.path} (step {loaded.step}), {f_model} frames {cfg.data.image_size}px; {a.num} test clips, "
           f"{a.given} given -> {a.frames} frames, context {a.context}, {len(plan)} blocks, {sk}")
 

@@ -95,7 +95,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--grid-rows", type=int, default=None, help="rows of a grid video (default: inferred)")
     p.add_argument("--grid-cols", type=int, default=None, help="columns of a grid video (default: inferred)")
     p.add_argument("--steps", type=int, default=None, help="with --checkpoint: sampling steps (default: the run's)")
-    p.add_argument("--sampler", choices=["ancestral", "ddim"], default=None, help="with --checkpoint")
+    p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp2m"], default=None,
+                   help="with --checkpoint")
     p.add_argument("--seed", type=int, default=0, help="with --checkpoint: sampling seed")
     p.add_argument("--save-samples", type=Path, default=None, help="with --checkpoint: save the samples (.pt)")
     p.add_argument("--batch-size", type=int, default=16)

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .schedule import alpha_sigma
 
-__all__ = ["GaussianData", "ar1_covariance"]
+__all__ = ["GaussianData", "ar1_covariance", "gaussian_kl", "affine_sampler_map", "affine_sampler_moments"]
 
 
 def ar1_covariance(num_frames: int, rho: float, pixel_cov: Tensor | None = None) -> Tensor:
@@ -61,6 +61,21 @@ class GaussianData:
         x = self.mean + (gain * r) @ self.eigvecs.T
         return x.reshape(z_t.shape).to(z_t.dtype)
 
+    def flow(self, z_t: Tensor, logsnr_t, logsnr_s) -> Tensor:
+        """The exact probability-flow ODE map of ``z_t`` from log-SNR ``logsnr_t`` to ``logsnr_s`` (scalars).
+
+        The marginal of ``z_t`` is ``N(alpha_t mu, alpha_t^2 Sigma + sigma_t^2 I)``; in the eigenbasis the flow scales
+        each coordinate of ``z - alpha mu`` by ``sqrt((alpha_s^2 d + sigma_s^2) / (alpha_t^2 d + sigma_t^2))``. The
+        deterministic samplers (DDIM, DPM-Solver++) are discretisations of this map.
+        """
+        b = z_t.shape[0]
+        lt, ls = (torch.as_tensor(v, dtype=torch.float64) for v in (logsnr_t, logsnr_s))
+        (a_t, s_t), (a_s, s_s) = alpha_sigma(lt), alpha_sigma(ls)
+        scale = ((a_s**2 * self.eigvals + s_s**2) / (a_t**2 * self.eigvals + s_t**2)).sqrt()  # (D,)
+        r = (z_t.reshape(b, self.dim).to(torch.float64) - a_t * self.mean) @ self.eigvecs
+        z_s = a_s * self.mean + (scale * r) @ self.eigvecs.T
+        return z_s.reshape(z_t.shape).to(z_t.dtype)
+
     def conditional(self, known: Tensor, x_a: Tensor) -> tuple[Tensor, Tensor]:
         """Exact ``p(x^b | x^a)``: mean ``(D_b,)`` and covariance ``(D_b, D_b)`` of the unknown entries.
 
@@ -76,3 +91,32 @@ class GaussianData:
         mean = self.mean[b] + gain @ (x_a.to(torch.float64).reshape(-1) - self.mean[a])
         cov = s_bb - gain @ s_ba.T
         return mean, cov
+
+
+def gaussian_kl(mean1: Tensor, cov1: Tensor, mean2: Tensor, cov2: Tensor) -> float:
+    """``KL(N(mean1, cov1) || N(mean2, cov2))`` in nats (float64; both covariances positive definite)."""
+    m1, m2 = mean1.to(torch.float64).reshape(-1), mean2.to(torch.float64).reshape(-1)
+    c1, c2 = cov1.to(torch.float64), cov2.to(torch.float64)
+    dm = m2 - m1
+    trace = torch.trace(torch.linalg.solve(c2, c1))
+    maha = dm @ torch.linalg.solve(c2, dm)
+    return float(0.5 * (trace + maha - m1.numel() + torch.logdet(c2) - torch.logdet(c1)))
+
+
+def affine_sampler_map(sampler, data: GaussianData, logsnrs: Tensor, **kwargs) -> tuple[Tensor, Tensor]:
+    """``(b, A)`` with ``sampler(data.denoise, z_1, logsnrs, **kwargs) = A z_1 + b`` (flattened, float64).
+
+    With the exact (affine) denoiser of ``data`` a deterministic sampler (DDIM, DPM-Solver++) is an affine map of its
+    starting noise; running it once on ``z = 0`` and the ``D`` unit vectors gives ``b`` and the columns of ``A``.
+    """
+    z = torch.cat([torch.zeros(1, data.dim), torch.eye(data.dim)]).to(torch.float64)
+    out = sampler(data.denoise, z.reshape(data.dim + 1, *data.shape), logsnrs, **kwargs).reshape(data.dim + 1, -1)
+    b = out[0].to(torch.float64)
+    return b, (out[1:].to(torch.float64) - b).T  # (D,), (D, D): column i is the response to the i-th unit vector
+
+
+def affine_sampler_moments(sampler, data: GaussianData, logsnrs: Tensor, **kwargs) -> tuple[Tensor, Tensor]:
+    """Exact mean ``(D,)`` and covariance ``(D, D)`` of a deterministic sampler's output when ``z_1 ~ N(0, I)``:
+    the law ``N(b, A A^T)`` of :func:`affine_sampler_map`, known without Monte-Carlo error."""
+    b, a = affine_sampler_map(sampler, data, logsnrs, **kwargs)
+    return b, a @ a.T

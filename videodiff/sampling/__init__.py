@@ -1,4 +1,5 @@
-"""Samplers (paper Sec. 2): ancestral (eq. 4) and DDIM. Each takes any ``denoise(z_t, logsnr, ...) -> x_hat``."""
+"""Samplers (paper Sec. 2): ancestral (eq. 4), DDIM and DPM-Solver++(2M). Each takes any ``denoise(z_t, logsnr,
+...) -> x_hat``."""
 
 from __future__ import annotations
 
@@ -8,10 +9,22 @@ from torch import Tensor
 from ..schedule import time_grid
 from .ancestral import sample_ancestral
 from .ddim import sample_ddim
+from .dpm_solver import sample_dpmpp2m
 
-__all__ = ["sample_ancestral", "sample_ddim", "sample", "SAMPLERS"]
+__all__ = ["sample_ancestral", "sample_ddim", "sample_dpmpp2m", "sample", "sampler_options", "SAMPLERS"]
 
-SAMPLERS = {"ancestral": sample_ancestral, "ddim": sample_ddim}
+SAMPLERS = {"ancestral": sample_ancestral, "ddim": sample_ddim, "dpmpp2m": sample_dpmpp2m}
+_OPTIONS = {"ancestral": ("gamma",), "ddim": ("eta",), "dpmpp2m": ()}  # each sampler's own hyperparameters
+
+
+def sampler_options(sampler: str, **options) -> dict:
+    """The options among ``options`` (e.g. ``gamma=..., eta=...``) that ``sampler`` takes, leaving out ``None``s.
+
+    Lets callers hold one set of settings (``cfg.sample``) and pass each sampler only its own.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+    return {k: v for k, v in options.items() if k in _OPTIONS[sampler] and v is not None}
 
 
 def sample(
