@@ -113,6 +113,7 @@ def test_training_batch_loss_covers_image_frames(tmp_path):
     from videodiff.pipeline import build_model
     from videodiff.text import build_text_cache
     from videodiff.train.loop import _net_kwargs
+    from videodiff.train.randomness import draw_step_noise
 
     make_tiny_bert(tmp_path / "bert")
     cfg = load_config(None, ["data.image_size=16", "data.num_frames=3", "data.num_digits=1", "data.image_frames=2",
@@ -120,7 +121,9 @@ def test_training_batch_loss_covers_image_frames(tmp_path):
                              "model.attn_resolutions=[8]", "model.head_dim=8", f"text.encoder={tmp_path / 'bert'}",
                              f"text.cache_dir={tmp_path / 'cache'}", "text.cond_dim=8", "train.cond_drop_prob=0.5"])
     batch = collate_clips([build_dataset(cfg.data, "train")[i] for i in range(4)])
-    kw = _net_kwargs(batch, cfg, build_text_cache(cfg.text), torch.Generator().manual_seed(0), "cpu")
+    keep = draw_step_noise(range(4), tuple(batch["video"].shape[1:]), seed=0, step=0, global_batch=4, drop_prob=0.5,
+                           video_frames=3, image_frames=2).keep  # conditioning dropout per video and image frame
+    kw = _net_kwargs(batch, cfg, build_text_cache(cfg.text), keep, "cpu")
     assert torch.equal(kw["frame_mask"], joint_frame_mask(3, 2))
     assert kw["text_emb"].shape[:2] == (4, 5) and kw["cond_keep"].shape == (4, 5)
     torch.manual_seed(0)

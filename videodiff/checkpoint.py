@@ -4,8 +4,8 @@ Layout of a run directory::
 
     RUN/config.yaml                         the resolved experiment config
     RUN/checkpoints/step_000500/            one checkpoint (written as step_000500.tmp, then renamed)
-        model.safetensors  ema.safetensors  state.safetensors (optimizer moments, RNG states)
-        state.json (step, optimizer hyper-parameters, config)
+        model.safetensors  ema.safetensors  state.safetensors (optimizer moments; RNG states if given)
+        state.json (step, optimizer hyper-parameters, config; training adds samples_seen, world_size)
     RUN/checkpoints/latest                  name of the newest complete checkpoint (replaced atomically)
 """
 

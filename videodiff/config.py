@@ -53,7 +53,8 @@ class DiffusionConfig:
 @dataclass
 class TrainConfig:
     steps: int = 1000
-    batch_size: int = 8
+    batch_size: int = 8  # the GLOBAL batch per optimizer step: world size x per-rank micro-batch x grad_accum
+    grad_accum: int = 1  # micro-batches per optimizer step on each rank (gradients summed, then one step)
     lr: float = 3e-4
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.99)
@@ -74,9 +75,12 @@ class TrainConfig:
         self.betas = tuple(self.betas)
         if not 0.0 <= self.cond_drop_prob <= 1.0:
             raise ValueError(f"train.cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
-        for name in ("steps", "batch_size", "log_every", "ckpt_every", "keep_checkpoints"):
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"train.batch_size ({self.batch_size}) must be divisible by train.grad_accum "
+                             f"({self.grad_accum}) (and by the number of processes)")
         if self.amp not in ("none", "bf16"):
             raise ValueError(f"train.amp must be 'none' or 'bf16', got {self.amp!r}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -85,7 +89,7 @@ class TrainConfig:
 
 @dataclass
 class SampleConfig:
-    sampler: str = "ancestral"  # "ancestral" (eq. 4) | "ddim"
+    sampler: str = "ancestral"  # "ancestral" (eq. 4) | "ddim" | "dpmpp2m" (DPM-Solver++(2M))
     steps: int = 128
     gamma: float = 0.3  # eq. (4) stochasticity
     eta: float = 0.0  # DDIM stochasticity

@@ -5,33 +5,44 @@ each example's condition with probability ``train.cond_drop_prob`` (null conditi
 guidance, eq. 5). Joint image-video training (``data.image_frames = N``, Sec. 4.2) appends N independent image
 frames to each video and masks temporal attention with ``joint_frame_mask``; the loss covers all frames.
 
-Everything random in a run is derived from ``train.seed`` and saved in checkpoints: the weight init, the data order
-(a seeded permutation per epoch, so the position is a function of the step), the diffusion times and noise (a
-dedicated generator) and dropout (the global RNG, forked so the caller's state is untouched). Resuming from a
-checkpoint therefore continues with exactly the losses an uninterrupted run would have produced.
+Everything random in a run is a function of ``train.seed`` and the position in the run: the weight init, the data
+order (a seeded permutation per epoch, so the position is a function of the step), the diffusion times, noise and
+conditioning dropout (keyed by step and position in the global batch, :mod:`.randomness`) and network dropout (the
+global RNG, reseeded per micro-batch inside a fork so the caller's state is untouched). Resuming from a checkpoint
+therefore continues with exactly the losses an uninterrupted run would have produced.
+
+Under ``torchrun`` the same loop runs data-parallel (:mod:`.distributed`): ``train.batch_size`` is the global batch,
+split over ranks and ``train.grad_accum`` micro-batches; rank 0 alone logs, samples and writes checkpoints. The global
+batch of a step, and its noise, do not depend on the world size, so a run may resume with a different one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import itertools
+import math
 import time
+import warnings
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import yaml
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
 from ..config import ExperimentConfig, config_from_dict, config_to_dict
 from ..data import build_dataset, collate_clips
 from ..denoiser import Denoiser
 from ..io import save_video_grid
-from ..losses import diffusion_loss, sample_t
+from ..losses import diffusion_loss
 from ..nn import joint_frame_mask
-from ..pipeline import build_model, pick_device, sample_from_prompts, sample_videos
+from ..pipeline import build_model, sample_from_prompts, sample_videos
 from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .distributed import (DistEnv, GlobalIndexStream, RankSlice, checksum_across_ranks, init_distributed, no_sync,
+                          wrap_ddp)
 from .ema import EMA
+from .randomness import draw_step_noise, seed_dropout
 from .report import MetricsLog, plot_loss
 
 __all__ = ["train", "TrainResult", "lr_at"]
@@ -42,20 +53,6 @@ def lr_at(step: int, tc) -> float:
     return tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
 
 
-class _IndexStream(Sampler):
-    """Endless dataset indices: a fresh seeded permutation per epoch, starting ``start`` indices in."""
-
-    def __init__(self, n: int, seed: int, start: int = 0):
-        self.n, self.seed, self.start = n, seed, start
-
-    def __iter__(self) -> Iterator[int]:
-        epoch, pos = divmod(self.start, self.n)
-        while True:
-            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
-            yield from perm[pos:].tolist()
-            epoch, pos = epoch + 1, 0
-
-
 @dataclasses.dataclass
 class TrainResult:
     run_dir: Path
@@ -63,22 +60,7 @@ class TrainResult:
     loss_plot: Path | None
     samples: list[Path]
     final_loss: float
-
-
-def _rng_state(noise_gen: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state(), "noise": noise_gen.get_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            state[f"cuda{i}"] = s
-    return state
-
-
-def _restore_rng(state: dict[str, torch.Tensor], noise_gen: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    noise_gen.set_state(state["noise"])
-    cuda = [state[k] for k in sorted(state) if k.startswith("cuda")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
+    is_main: bool = True  # False on the ranks > 0 of a distributed run (rank 0 logs and reports)
 
 
 def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path) -> None:
@@ -99,8 +81,9 @@ def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path) -> None:
             )
 
 
-def _net_kwargs(batch: dict, cfg: ExperimentConfig, text_cache, noise_gen: torch.Generator, device) -> dict:
-    """The network's keyword arguments for a batch: the joint frame mask and the (dropped-out) caption condition."""
+def _net_kwargs(batch: dict, cfg: ExperimentConfig, text_cache, keep: torch.Tensor | None, device) -> dict:
+    """The network's keyword arguments for a batch: the joint frame mask and the caption condition, dropped where
+    ``keep`` (drawn per clip, :func:`.randomness.draw_step_noise`) is False."""
     kwargs = {}
     n_img = cfg.data.image_frames
     f_video = batch["video"].shape[2] - n_img
@@ -109,16 +92,23 @@ def _net_kwargs(batch: dict, cfg: ExperimentConfig, text_cache, noise_gen: torch
     if text_cache is not None:
         from ..text import caption_condition
 
-        kwargs.update(caption_condition(
-            text_cache, batch["caption"], image_captions=batch.get("image_captions") if n_img else None,
-            num_frames=f_video, drop_prob=cfg.train.cond_drop_prob, generator=noise_gen, device=device))
+        cond = caption_condition(text_cache, batch["caption"], num_frames=f_video, device=device,
+                                 image_captions=batch.get("image_captions") if n_img else None)
+        cond["cond_keep"] = cond["cond_keep"] & keep  # empty captions stay null; the rest drop out with keep
+        kwargs.update(cond)
     return kwargs
 
 
 def _preview_prompts(cfg: ExperimentConfig) -> list[str]:
     """Captions of the first ``sample.num`` test clips: the prompts of the preview grids of text models."""
     test = build_dataset(cfg.data, "test")
-    return [test[i % len(test)]["caption"] for i in range(cfg.sample.num)]
+    if isinstance(test, IterableDataset):  # streamed shards: the first clips of the stream
+        items = list(itertools.islice(iter(test), cfg.sample.num))
+    else:
+        items = [test[i] for i in range(min(len(test), cfg.sample.num))]
+    if not items:
+        raise ValueError("the test split is empty: no captions for the preview samples")
+    return [items[i % len(items)]["caption"] for i in range(cfg.sample.num)]
 
 
 def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int, text_cache=None) -> list[Path]:
@@ -139,19 +129,60 @@ def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int, tex
     return paths
 
 
-def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train ``cfg`` into ``run_dir`` (resuming from its latest checkpoint when there is one and ``resume``)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tc = cfg.train
-    device = pick_device(tc.device)
+def _make_loader(dataset, tc, env: DistEnv, micro: int, samples_seen: int, step: int) -> DataLoader:
+    """Rank ``env.rank``'s micro-batches: its slice of each global batch of the seeded index stream, from the
+    position ``samples_seen``. An IterableDataset (e.g. streamed shards) splits itself over ranks and workers and is
+    iterated as it is; on resume its ``skip(n[, batch_size])`` (when it has one) gets the ``n`` clips this rank
+    consumed (and the micro-batch size, which DataLoader workers hand out whole)."""
+    common = dict(batch_size=micro, num_workers=tc.num_workers, collate_fn=collate_clips, drop_last=True,
+                  pin_memory=env.device.type == "cuda", persistent_workers=tc.num_workers > 0,
+                  generator=torch.Generator().manual_seed(tc.seed))  # worker seeds; keeps the global RNG exact
+    if isinstance(dataset, IterableDataset):
+        if step and hasattr(dataset, "skip"):
+            consumed = step * micro * tc.grad_accum
+            if "batch_size" in inspect.signature(dataset.skip).parameters:  # workers hand out whole batches
+                dataset.skip(consumed, batch_size=micro)
+            else:
+                dataset.skip(consumed)
+        elif step:
+            warnings.warn(f"{type(dataset).__name__} has no skip(n): the resumed run starts its stream again")
+        return DataLoader(dataset, **common)
+    stream = GlobalIndexStream(len(dataset), tc.seed, samples_seen)
+    return DataLoader(dataset, sampler=RankSlice(stream, tc.batch_size, env.rank, env.world_size), **common)
+
+
+def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, progress: bool = True,
+          dataset=None) -> TrainResult:
+    """Train ``cfg`` into ``run_dir`` (resuming from its latest checkpoint when there is one and ``resume``).
+
+    Under ``torchrun`` (env ``WORLD_SIZE`` > 1), or in a process group the caller initialised, every rank calls this
+    and trains data-parallel; see :mod:`.distributed`. ``dataset`` replaces ``cfg.data``'s train split (a map-style
+    dataset, or an IterableDataset that shards itself over ranks).
+    """
+    env = init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, Path(run_dir), env, resume=resume, progress=progress, dataset=dataset)
+    finally:
+        env.close()
+
+
+def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, progress: bool,
+           dataset) -> TrainResult:
+    tc, device, main = cfg.train, env.device, env.is_main
     if tc.amp == "bf16" and device.type != "cuda":
         raise ValueError("train.amp=bf16 needs a CUDA device (bf16 matmul has no hardware support on these CPUs)")
+    if tc.batch_size % (env.world_size * tc.grad_accum):
+        raise ValueError(f"train.batch_size ({tc.batch_size}) must be divisible by the number of processes "
+                         f"({env.world_size}) x train.grad_accum ({tc.grad_accum})")
+    micro = tc.batch_size // (env.world_size * tc.grad_accum)  # clips per rank per micro-batch
+    run_dir.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(run_dir) if resume else None
     ckpt = load_checkpoint(resume_from) if resume_from is not None else None
     if ckpt is not None:
         _check_resumable(ckpt["config"], cfg, resume_from)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    env.barrier()  # every rank has read the checkpoint before rank 0 writes anything
+    if main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     rng_devices = [device] if device.type == "cuda" else []
 
     with torch.random.fork_rng(devices=rng_devices):
@@ -159,80 +190,88 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
         model = build_model(cfg).to(device)
         ema = EMA(model, tc.ema_decay)
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
-        noise_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
-        step = 0
+        step, samples_seen = 0, 0
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             ema.model.load_state_dict(ckpt["ema"])
             opt.load_state_dict(ckpt["optimizer"])
             step = ckpt["step"]
+            samples_seen = ckpt.get("samples_seen", step * tc.batch_size)  # older checkpoints: the batch size
             ema.updates = step
-            _restore_rng(ckpt["rng"], noise_gen)
-            print(f"resuming from {resume_from} (step {step})")
-        dataset = build_dataset(cfg.data, "train")
+            if main:
+                print(f"resuming from {resume_from} (step {step}, {samples_seen} clips seen)")
+        net = wrap_ddp(model, env)  # forward/backward through DDP; EMA, optimizer and checkpoints use the module
+        if dataset is None:
+            dataset = build_dataset(cfg.data, "train")
         text_cache = None
         if cfg.text.enabled:
             from ..text import build_text_cache
 
             text_cache = build_text_cache(cfg.text, device=device)  # frozen encoder, loaded on the first cache miss
-        loader = DataLoader(
-            dataset,
-            batch_size=tc.batch_size,
-            sampler=_IndexStream(len(dataset), tc.seed, step * tc.batch_size),
-            num_workers=tc.num_workers,
-            collate_fn=collate_clips,
-            drop_last=True,
-            pin_memory=device.type == "cuda",
-            generator=torch.Generator().manual_seed(tc.seed),  # worker seeds; keeps the global RNG (dropout) exact
-            persistent_workers=tc.num_workers > 0,
-        )
-        log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step)
+        data_iter = iter(_make_loader(dataset, tc, env, micro, samples_seen, step))
+        log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step) if main else None
         samples: list[Path] = []
-        loss_sum, loss_n, t_last, last_loss = 0.0, 0, time.perf_counter(), float("nan")
-        bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not progress, dynamic_ncols=True)
-        data_iter = iter(loader)
+        loss_sum, loss_n, t_last, last_loss = torch.zeros((), device=device), 0, time.perf_counter(), float("nan")
+        bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not (progress and main), dynamic_ncols=True)
         model.train()
         while step < tc.steps:
-            batch = next(data_iter)
-            x = batch["video"].to(device, non_blocking=True)  # (B, C, F + N, H, W): video frames, then N images
-            t = sample_t(x.shape[0], generator=noise_gen, low_discrepancy=cfg.diffusion.low_discrepancy,
-                         device=device)
-            logsnr = cfg.diffusion.schedule(t)
-            eps = torch.randn(x.shape, generator=noise_gen, device=device)
-            net_kwargs = _net_kwargs(batch, cfg, text_cache, noise_gen, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.amp == "bf16"):
-                loss = diffusion_loss(model, x, logsnr, eps, parameterization=cfg.diffusion.parameterization,
-                                      **net_kwargs).mean()
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, tc)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf"))
+            for m in range(tc.grad_accum):
+                batch = next(data_iter)
+                x = batch["video"].to(device, non_blocking=True)  # (b, C, F + N, H, W): video frames, then N images
+                first = (env.rank * tc.grad_accum + m) * micro  # this micro-batch's place in the global batch
+                noise = draw_step_noise(
+                    range(first, first + x.shape[0]), tuple(x.shape[1:]), seed=tc.seed, step=step,
+                    global_batch=tc.batch_size, low_discrepancy=cfg.diffusion.low_discrepancy,
+                    drop_prob=tc.cond_drop_prob if text_cache is not None else None,
+                    video_frames=x.shape[2] - cfg.data.image_frames, image_frames=cfg.data.image_frames,
+                    device=device)
+                seed_dropout(tc.seed, step, first)
+                net_kwargs = _net_kwargs(batch, cfg, text_cache, noise.keep, device)
+                with no_sync(net, sync=m == tc.grad_accum - 1):  # all-reduce once, after the last micro-batch
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.amp == "bf16"):
+                        losses = diffusion_loss(net, x, cfg.diffusion.schedule(noise.t), noise.eps,
+                                                parameterization=cfg.diffusion.parameterization, **net_kwargs)
+                    # DDP averages over ranks, so this makes the gradient the mean over the global batch
+                    (losses.sum() / (micro * tc.grad_accum)).backward()
+                loss_sum += losses.detach().sum()
+            clip = tc.grad_clip if tc.grad_clip > 0 else math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
-            ema.update(model)
+            ema.update(model)  # identical on every rank: DDP gave every rank the same gradient
             step += 1
-            loss_sum += loss.item()
+            samples_seen += tc.batch_size
             loss_n += 1
             bar.update(1)
             if step % tc.log_every == 0 or step == tc.steps:
                 now = time.perf_counter()
-                last_loss = loss_sum / loss_n
+                last_loss = env.all_sum(loss_sum).item() / (loss_n * tc.batch_size)  # mean over the global batches
                 vps = loss_n * tc.batch_size / (now - t_last)
-                log.append({"step": step, "loss": last_loss, "lr": lr_at(step - 1, tc),
-                            "grad_norm": float(grad_norm), "videos_per_s": vps})
+                if main:
+                    log.append({"step": step, "loss": last_loss, "lr": lr_at(step - 1, tc),
+                                "grad_norm": float(grad_norm), "videos_per_s": vps})
                 bar.set_postfix(loss=f"{last_loss:.4f}", vid_s=f"{vps:.2f}")
-                loss_sum, loss_n, t_last = 0.0, 0, now
+                loss_sum, loss_n, t_last = torch.zeros((), device=device), 0, now
             if step % tc.ckpt_every == 0 or step == tc.steps:
-                save_checkpoint(run_dir, step, model, ema.model, opt, _rng_state(noise_gen),
-                                config_to_dict(cfg), keep=tc.keep_checkpoints)
-                plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
+                checksum_across_ranks(ema.model, env, "EMA weights")
+                if main:
+                    save_checkpoint(run_dir, step, model, ema.model, opt, {}, config_to_dict(cfg),
+                                    extra={"samples_seen": samples_seen, "world_size": env.world_size,
+                                           "grad_accum": tc.grad_accum},
+                                    keep=tc.keep_checkpoints)
+                    plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
+                env.barrier()  # the checkpoint is complete before any rank goes on (or returns)
             if (tc.sample_every and step % tc.sample_every == 0) or step == tc.steps:
-                with torch.random.fork_rng(devices=rng_devices):
-                    samples = _write_samples(ema.model, cfg, run_dir, step, text_cache)
+                if main:
+                    with torch.random.fork_rng(devices=rng_devices):
+                        samples = _write_samples(ema.model, cfg, run_dir, step, text_cache)
+                env.barrier()
                 t_last = time.perf_counter()  # sampling time is not training throughput
         bar.close()
     final = latest_checkpoint(run_dir)
     loss_png = run_dir / "loss.png"  # drawn with the last checkpoint; draw it here only if no step ran
-    if not loss_png.is_file():
+    if main and not loss_png.is_file():
         loss_png = plot_loss(run_dir / "metrics.jsonl", loss_png)
-    return TrainResult(run_dir, final, loss_png, samples, last_loss)
+    return TrainResult(run_dir, final, loss_png, samples, last_loss, is_main=main)
