@@ -3,7 +3,7 @@
 Every dataset item is a dict with ``"video"``: float32 ``(C, F, H, W)`` in [-1, 1], plus metadata
 (Moving MNIST: digit labels and directions for captions; video folders: the source path and start frame;
 captioned data: ``caption``; joint image-video training: ``F`` grows by the appended ``image_frames``, with
-``image_captions``).
+``image_captions``). ``kind: shards`` streams WebDataset tar shards (:mod:`.shards`, an ``IterableDataset``).
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from torch.utils.data import Dataset
 from .captions import CaptionedMovingMNIST, CaptionManifest
 from .joint import ImageFolder, WithImageFrames
 from .moving_mnist import MovingMNIST
+from .shards import ShardDataset
 from .video_folder import VIDEO_EXTENSIONS, VideoFolder
 
 __all__ = ["DataConfig", "build_dataset", "collate_clips", "MovingMNIST", "VideoFolder", "CaptionedMovingMNIST",
-           "CaptionManifest", "WithImageFrames", "ImageFolder"]
+           "CaptionManifest", "WithImageFrames", "ImageFolder", "ShardDataset"]
 
 
 @dataclass
 class DataConfig:
-    kind: str = "moving_mnist"  # "moving_mnist" | "video_folder" | "manifest" (captioned videos)
+    kind: str = "moving_mnist"  # "moving_mnist" | "video_folder" | "manifest" (captioned videos) | "shards"
     num_frames: int = 16
     image_size: int = 64
     channels: int = 1  # 1 or 3; video folders convert RGB to gray for 1, Moving MNIST repeats gray for 3
@@ -48,6 +49,9 @@ class DataConfig:
     # joint image-video training (Sec. 3, 4.2): independent image frames appended to each training video
     image_frames: int = 0  # N (the paper compares 0, 4, 8); train split only
     image_root: str | None = None  # None: random frames of random clips of the same dataset; else an image folder
+    # WebDataset tar shards (kind=shards; written by `videodiff shards`): a streaming IterableDataset
+    shards: str | None = None  # folder, shards.json, list file (.txt) or pattern "dir/shard-{000000..000099}.tar"
+    shuffle_buffer: int = 100  # clips each data consumer mixes before yielding (shard order is shuffled too)
 
     def __post_init__(self):
         self.validate()
@@ -64,11 +68,11 @@ class DataConfig:
             if value < minimum:
                 fail(name, f">= {minimum}")
 
-        if self.kind not in ("moving_mnist", "video_folder", "manifest"):
-            fail("kind", "'moving_mnist', 'video_folder' or 'manifest'")
+        if self.kind not in ("moving_mnist", "video_folder", "manifest", "shards"):
+            fail("kind", "'moving_mnist', 'video_folder', 'manifest' or 'shards'")
         for name, minimum in [("num_frames", 1), ("image_size", 1), ("frameskip", 1), ("num_digits", 1),
                               ("train_clips", 1), ("test_clips", 1), ("seed", 0), ("clips_per_video", 1),
-                              ("image_frames", 0)]:
+                              ("image_frames", 0), ("shuffle_buffer", 1)]:
             integer(name, minimum)
         if self.channels not in (1, 3) or isinstance(self.channels, bool):
             fail("channels", "1 or 3")
@@ -103,6 +107,16 @@ def build_dataset(cfg: DataConfig, split: str = "train") -> Dataset:
                               mnist_path=cfg.mnist_path, **common)
         if cfg.captions:
             dataset = CaptionedMovingMNIST(dataset, seed=cfg.seed)
+    elif cfg.kind == "shards":
+        if not cfg.shards:
+            raise ValueError("data.shards must name shards (a folder, shards.json, a .txt list or a pattern such as "
+                             "'data/shard-{000000..000009}.tar') when data.kind is 'shards'")
+        images = None
+        if cfg.image_frames and split == "train" and cfg.image_root is not None:
+            images = ImageFolder(cfg.image_root, image_size=cfg.image_size, channels=cfg.channels)
+        return ShardDataset(cfg.shards, shuffle_buffer=cfg.shuffle_buffer, clips_per_video=cfg.clips_per_video,
+                            captions=cfg.captions, on_error=cfg.on_error, images=images,
+                            image_frames=cfg.image_frames if split == "train" else 0, **common)
     elif cfg.kind == "manifest":
         if cfg.manifest is None:
             raise ValueError("data.manifest must name a CSV or JSONL file when data.kind is 'manifest'")
