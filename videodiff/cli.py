@@ -19,6 +19,25 @@ def check_out(out: Path) -> None:
         raise ValueError(f"--out must end in one of {VIDEO_EXTS}, got {out.name}")
 
 
+def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "run directory or checkpoints/step_XXXXXX"):
+    """``--checkpoint PATH`` or ``--model NAME`` (a model shipped with the package), exactly one of them."""
+    from .pretrained import available_models
+
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--checkpoint", type=Path, help=checkpoint_help)
+    g.add_argument("--model", metavar="NAME",
+                   help=f"a model shipped with the package ({', '.join(available_models()) or 'none shipped'})")
+
+
+def load_model_arg(args):
+    """The model named by :func:`add_model_args`' options (EMA weights unless ``--no-ema``)."""
+    from .pipeline import load_model
+
+    if args.model is not None:
+        return load_model(args.model, ema=not args.no_ema, device=args.device, pretrained=True)
+    return load_model(args.checkpoint, ema=not args.no_ema, device=args.device, pretrained=False)
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="experiment YAML (see configs/); defaults if omitted")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -33,6 +52,8 @@ def _cmd_train(args) -> int:
     t0 = time.perf_counter()
     res = train(cfg, args.out, resume=not args.no_resume, progress=not args.no_progress)
     mins = (time.perf_counter() - t0) / 60
+    if not res.is_main:  # under torchrun, rank 0 reports
+        return 0
     print(f"\ntrained {cfg.name} for {cfg.train.steps} steps in {mins:.1f} min; final loss {res.final_loss:.4f}")
     print(f"  checkpoint : {res.checkpoint}")
     if res.loss_plot:
@@ -46,13 +67,13 @@ def _cmd_sample(args) -> int:
     import torch
 
     from .io import save_video_grid
-    from .pipeline import load_model, sample_videos
+    from .pipeline import sample_videos
 
     out = Path(args.out)
     check_out(out)
     if args.guidance is not None and not args.prompt:
         raise ValueError("--guidance needs at least one --prompt (guidance strengthens a text condition)")
-    loaded = load_model(args.checkpoint, ema=not args.no_ema, device=args.device)
+    loaded = load_model_arg(args)
     kwargs = {}
     if args.gamma is not None:
         kwargs["gamma"] = args.gamma
@@ -100,14 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("sample", help="sample videos from a trained checkpoint into a grid video")
-    p.add_argument("--checkpoint", required=True, type=Path, help="run directory or checkpoints/step_XXXXXX")
+    add_model_args(p)
     p.add_argument("--num", type=int, default=8, help="number of videos, per prompt with --prompt (default 8)")
     p.add_argument("--prompt", action="append", default=[], metavar="TEXT",
                    help="caption for a text-conditioned model (repeatable; one grid row per prompt)")
     p.add_argument("--guidance", type=float, default=None, metavar="W",
                    help="classifier-free guidance weight w of eq. (5) (default: the run's sample.guidance; 0 = none)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the run's sample.steps)")
-    p.add_argument("--sampler", choices=["ancestral", "ddim"], default=None, help="default: the run's sample.sampler")
+    p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp2m"], default=None,
+                   help="default: the run's sample.sampler")
     p.add_argument("--gamma", type=float, default=None, help="ancestral stochasticity, eq. (4)")
     p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity")
     p.add_argument("--frames", type=int, default=None, help="frames per video (default: the training length)")
@@ -131,7 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_conditional import add_subcommands as add_conditional  # extend, interpolate, upsample, cascade
 
     add_conditional(sub)
+
+    from .cli_models import add_subcommands as add_model_commands  # demo, export
+
+    add_model_commands(sub)
+
+    from .cli_shards import add_subcommands as add_shard_commands  # shards (WebDataset tar files)
+
+    add_shard_commands(sub)
+
+    from .bench.options import add_arguments as add_bench_arguments  # torch-free
+
+    p = sub.add_parser("bench", help="speed: train/sample step time, memory, FLOP/s vs the machine's matmul peak")
+    add_bench_arguments(p)
+    p.set_defaults(func=_cmd_bench)
     return parser
+
+
+def _cmd_bench(args) -> int:
+    from .bench.runner import run_and_report
+
+    return run_and_report(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import check_out
+from .cli import add_model_args, check_out, load_model_arg
 
 __all__ = ["add_subcommands", "main"]
 
@@ -22,7 +22,7 @@ __all__ = ["add_subcommands", "main"]
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampling steps per block (default: the run's sample.steps)")
-    p.add_argument("--sampler", choices=["ancestral", "ddim"], default=None,
+    p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp2m"], default=None,
                    help="default: the run's sample.sampler")
     p.add_argument("--gamma", type=float, default=None, help="ancestral stochasticity, eq. (4)")
     p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity")
@@ -54,7 +54,7 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
 def add_subcommands(sub) -> None:
     """Register ``extend``, ``interpolate``, ``upsample`` and ``cascade`` on an argparse subparsers object."""
     p = sub.add_parser("extend", help="autoregressive temporal extension (Sec. 4.4): long videos from an F-frame model")
-    p.add_argument("--checkpoint", required=True, type=Path, help="run directory or checkpoints/step_XXXXXX")
+    add_model_args(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", type=Path, help="video (.mp4/.gif/...) or .pt tensor (B, C, F, H, W) to extend")
     src.add_argument("--from-samples", type=int, metavar="N", help="start from N unconditional samples")
@@ -164,13 +164,13 @@ def _read_input(path: Path, *, channels: int, size: int | None, step: int = 1, m
 
 
 def _sampler_kwargs(args, cfg) -> dict:
+    from .sampling import sampler_options
+
     sampler = args.sampler or cfg.sample.sampler
     kw = {"steps": args.steps or cfg.sample.steps, "sampler": sampler}
-    if sampler == "ancestral":
-        kw["gamma"] = cfg.sample.gamma if args.gamma is None else args.gamma
-    else:
-        kw["eta"] = cfg.sample.eta if args.eta is None else args.eta
-    return kw
+    gamma = cfg.sample.gamma if args.gamma is None else args.gamma
+    eta = cfg.sample.eta if args.eta is None else args.eta
+    return {**kw, **sampler_options(sampler, gamma=gamma, eta=eta)}  # each sampler gets only its own options
 
 
 def _guidance_clip(args, cfg):
@@ -211,7 +211,7 @@ def _cmd_extend(args) -> int:
 
     check_out(args.out)
     _check_input(args.input)
-    loaded = _load(args.checkpoint, args)
+    loaded = load_model_arg(args)
     cfg, dev = loaded.config, _device_of(loaded)
     f_model = cfg.data.num_frames
     context = f_model // 2 if args.context is None else args.context

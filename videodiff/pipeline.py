@@ -11,7 +11,7 @@ import torch
 from .config import ExperimentConfig, config_from_dict
 from .denoiser import Denoiser
 from .nn import UNet3D
-from .sampling import sample
+from .sampling import sample, sampler_options
 from .checkpoint import load_checkpoint
 
 __all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "sample_videos", "text_condition",
@@ -48,10 +48,20 @@ class LoadedModel:
     path: Path
 
 
-def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto") -> LoadedModel:
-    """Load a trained denoiser (EMA weights by default) from a checkpoint or run directory."""
+def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto",
+               pretrained: bool | None = None) -> LoadedModel:
+    """Load a trained denoiser (EMA weights by default) from a checkpoint or run directory, or a shipped model by
+    name (e.g. ``"moving-mnist"``, see :mod:`videodiff.pretrained`; shipped models carry EMA weights only).
+    ``pretrained``: True forces a shipped name, False a path; None decides (an existing path wins)."""
+    from .pretrained import is_model_name, load_pretrained
+
     dev = pick_device(device)
-    ckpt = load_checkpoint(checkpoint, device=dev)
+    if pretrained or (pretrained is None and is_model_name(checkpoint)):
+        if not ema:
+            raise ValueError(f"shipped model {checkpoint!r} has EMA weights only; drop --no-ema")
+        ckpt = load_pretrained(str(checkpoint), dev)
+    else:
+        ckpt = load_checkpoint(checkpoint, device=dev)
     cfg = config_from_dict(ExperimentConfig, ckpt["config"])
     net = build_model(cfg).to(dev)
     net.load_state_dict(ckpt["ema" if ema else "model"])
@@ -89,7 +99,7 @@ def sample_videos(
             raise ValueError(f"per_video[{key!r}] has {value.shape[0]} entries for {num} videos")
     sc = cfg.sample
     sampler = sampler or sc.sampler
-    extra = {"gamma": sc.gamma} if sampler == "ancestral" else {"eta": sc.eta}
+    extra = sampler_options(sampler, gamma=sc.gamma, eta=sc.eta)
     extra.update(kwargs)
     f = num_frames or cfg.data.num_frames
     shape = (cfg.data.channels, f, cfg.data.image_size, cfg.data.image_size)

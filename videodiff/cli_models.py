@@ -1,0 +1,70 @@
+"""Command line for shipped models: ``videodiff demo`` (the one-minute demo page) and ``videodiff export`` (a
+training run's EMA weights as a named model). Thin: parse, call :mod:`videodiff.demo` / :mod:`videodiff.pretrained`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from pathlib import Path
+
+__all__ = ["add_subcommands"]
+
+
+def _cmd_demo(args) -> int:
+    from .demo import DemoConfig, run_demo
+
+    defaults = DemoConfig()
+    cfg = DemoConfig(model=args.model, prompts=tuple(args.prompt or defaults.prompts),
+                     weights=tuple(args.weights or defaults.weights), sampler=args.sampler, steps=args.steps,
+                     extend_frames=args.frames, seed=args.seed, device=args.device)
+    if cfg.extend_frames < 1 or cfg.steps < 1:
+        raise ValueError("--frames and --steps must be >= 1")
+    t0 = time.perf_counter()
+    page = run_demo(args.out, cfg, command="videodiff " + shlex.join(args.argv), progress=not args.no_progress)
+    print(f"demo written in {time.perf_counter() - t0:.0f} s; open {page.resolve()}")
+    print(f"  still image of everything: {page.parent.resolve() / 'summary.png'}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .pretrained import export_model
+
+    extra = {}
+    if args.meta is not None:
+        try:
+            extra = json.loads(Path(args.meta).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"--meta {args.meta}: cannot read a JSON object ({e})") from e
+        if not isinstance(extra, dict):
+            raise ValueError(f"--meta {args.meta}: expected a JSON object")
+    weights, meta = export_model(args.checkpoint, args.name, args.out, extra=extra)
+    print(f"exported {args.checkpoint} as {args.name!r}: {weights} ({weights.stat().st_size / 1e6:.1f} MB), {meta}")
+    return 0
+
+
+def add_subcommands(sub) -> None:
+    """Register ``demo`` and ``export`` on an argparse subparsers object."""
+    from .pretrained import MODELS_DIR
+
+    p = sub.add_parser("demo", help="text-to-video and 64-frame extension with a shipped model; writes a page")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    p.add_argument("--model", default="moving-mnist", help="shipped model name or run directory")
+    p.add_argument("--prompt", action="append", default=None, metavar="TEXT", help="prompt (repeatable)")
+    p.add_argument("--weights", type=float, nargs="+", default=None, metavar="W", help="guidance weights")
+    p.add_argument("--sampler", default="ddim", help="sampler for every block (default ddim)")
+    p.add_argument("--steps", type=int, default=20, help="sampling steps per block (default 20)")
+    p.add_argument("--frames", type=int, default=64, help="length of the extended video (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("export", help="write a run's EMA weights + config as a named model (for shipping)")
+    p.add_argument("--checkpoint", required=True, type=Path, help="run directory or checkpoints/step_XXXXXX")
+    p.add_argument("--name", required=True, help="model name, e.g. moving-mnist")
+    p.add_argument("--out", type=Path, default=MODELS_DIR, help=f"folder (default: the package's {MODELS_DIR.name})")
+    p.add_argument("--meta", type=Path, default=None, help="JSON object merged into NAME.json (command, quality)")
+    p.set_defaults(func=_cmd_export)

@@ -1,0 +1,147 @@
+"""The one-command demo (``videodiff demo``, ``make demo``): a shipped model, no training, about a minute on a CPU.
+
+It writes a page (``index.html``, plus ``summary.png``, one still image of everything) with
+
+1. text-to-video samples for a few prompts at a few classifier-free guidance weights (eq. 5, Sec. 4.3): each
+   column uses the same noise, so columns differ only in ``w``;
+2. one autoregressive extension (Sec. 3.1, 4.4) of a 16-frame sample to 64 frames by the gradient method (eq. 6)
+   next to the replacement method, from the same first block and the same noise.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["DemoConfig", "run_demo"]
+
+
+@dataclass
+class DemoConfig:
+    model: str = "moving-mnist"  # a shipped model name, or a run directory / checkpoint
+    prompts: tuple[str, ...] = ("digit 0 moving right", "digit 4 moving up", "digit 7 moving left")
+    weights: tuple[float, ...] = (0.0, 1.0, 4.0)  # guidance weights w of eq. (5)
+    sampler: str = "ddim"
+    steps: int = 20
+    extend_prompt: str = "digit 3 moving down"
+    extend_guidance: float = 1.0
+    extend_frames: int = 64
+    seed: int = 0
+    scale: int = 3  # nearest-neighbour upscaling of the written GIFs, so 32x32 frames are visible
+    fps: int = 8
+    device: str = "cpu"
+    methods: tuple[str, ...] = field(default=("gradient", "replacement"))
+
+
+def _upscale(videos: torch.Tensor, k: int) -> torch.Tensor:
+    return videos if k == 1 else videos.repeat_interleave(k, -1).repeat_interleave(k, -2)
+
+
+def _gif(videos: torch.Tensor, path: Path, cfg: DemoConfig, nrow: int | None = None) -> str:
+    from .io import save_video_grid
+
+    save_video_grid(_upscale(videos, cfg.scale), path, nrow=nrow, fps=cfg.fps)
+    return path.name
+
+
+def _page(cfg: DemoConfig, cells: list[list[str]], ext: dict[str, str], info: dict) -> str:
+    esc = html.escape
+    head = "".join(f"<th>w = {w:g}</th>" for w in cfg.weights)
+    rows = "".join(f"<tr><th>{esc(p)}</th>" + "".join(f'<td><img src="{c}"></td>' for c in row) + "</tr>"
+                   for p, row in zip(cfg.prompts, cells))
+    ext_rows = "".join(f'<tr><th>{esc(m)}</th><td><img src="{f}"></td></tr>' for m, f in ext.items())
+    return f"""<!doctype html><meta charset="utf-8"><title>videodiff demo</title>
+<style>body{{font-family:sans-serif;margin:2em}} img{{image-rendering:pixelated}} th{{text-align:left;padding:4px}}
+code{{background:#eee}}</style>
+<h1>videodiff demo: model <code>{esc(info['model'])}</code> (step {info['step']})</h1>
+<p>Made by <code>{esc(info['command'])}</code> in {info['seconds']:.0f} s on {esc(info['device'])}
+({cfg.sampler}, {cfg.steps} steps per block). Paper: Video Diffusion Models (Ho, Salimans et al. 2022).</p>
+<h2>Text to video with classifier-free guidance (eq. 5)</h2>
+<p>Each column uses the same noise; only the guidance weight w differs (w = 0: the plain conditional model).</p>
+<table><tr><th>prompt</th>{head}</tr>{rows}</table>
+<h2>Autoregressive extension to {cfg.extend_frames} frames (Sec. 3.1)</h2>
+<p>"{esc(cfg.extend_prompt)}" (guidance w = {cfg.extend_guidance:g}): the first {info['block']} frames are one
+sample; every later block of {info['block'] - info['context']} frames is conditioned on the {info['context']} frames
+before it by the gradient method (eq. 6) or the replacement method, with the same noise. Conditioning frames of
+the first block are outlined red in <code>summary.png</code>.</p>
+<table>{ext_rows}</table>
+<p>Still image of everything: <a href="summary.png">summary.png</a>. Timings: {esc(json.dumps(info['timings']))}</p>
+"""
+
+
+def _summary(t2v: torch.Tensor, ext: dict[str, torch.Tensor], block: int, every: int = 4) -> np.ndarray:
+    """One still image: the text-to-video grid's middle frame row by row, then each extension's frame strip."""
+    from .conditional import frame_strip
+
+    strips = [frame_strip(t2v[:, :, ::2])]
+    for video in ext.values():
+        known = [i < block for i in range(0, video.shape[2], every)]
+        strips.append(frame_strip(video[:, :, ::every], known))
+    width = max(s.shape[1] for s in strips)
+    padded = [np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in strips]
+    return np.concatenate(padded, 0)
+
+
+def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str = "videodiff demo",
+             progress: bool = True) -> Path:
+    """Write the demo page into ``out_dir`` and return the path of ``index.html``."""
+    from PIL import Image
+
+    from .conditional import extend
+    from .pipeline import load_model, sample_from_prompts, text_condition
+    from .sampling.guidance import ClassifierFreeGuidance
+    from .text import build_text_cache
+
+    cfg = cfg or DemoConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    loaded = load_model(cfg.model, device=cfg.device)
+    mcfg, den = loaded.config, loaded.denoiser
+    cache = build_text_cache(mcfg.text)
+    timings = {"load": time.perf_counter() - t_start}
+    sample_kw = dict(steps=cfg.steps, sampler=cfg.sampler, seed=cfg.seed, progress=progress)
+    if cfg.sampler == "ddim":
+        sample_kw["eta"] = 0.0
+
+    t0 = time.perf_counter()
+    by_weight = [sample_from_prompts(den, mcfg, list(cfg.prompts), 1, guidance=w, cache=cache, **sample_kw)
+                 for w in cfg.weights]  # each (P, C, F, H, W), the same noise for every w
+    timings["text_to_video"] = time.perf_counter() - t0
+    cells = [[_gif(v[i : i + 1], out / f"t2v_p{i}_w{w:g}.gif", cfg) for v, w in zip(by_weight, cfg.weights)]
+             for i in range(len(cfg.prompts))]
+    t2v = torch.stack(by_weight, 1).flatten(0, 1)  # prompt-major, weight-minor
+    _gif(t2v, out / "text_to_video.gif", cfg, nrow=len(cfg.weights))
+
+    block = mcfg.data.num_frames
+    context = block // 2
+    cond = text_condition(mcfg, [cfg.extend_prompt], cache=cache)
+    guided = ClassifierFreeGuidance(den, cfg.extend_guidance) if cfg.extend_guidance else den
+    first = sample_from_prompts(den, mcfg, [cfg.extend_prompt], 1, guidance=cfg.extend_guidance, cache=cache,
+                                **sample_kw)
+    ext_kw = {k: v for k, v in sample_kw.items() if k not in ("seed", "progress")}
+    clip = (-1.0, 1.0) if mcfg.sample.clip_x else None
+    extended, ext_files = {}, {}
+    for method in cfg.methods:
+        t0 = time.perf_counter()
+        extra = {"guidance_clip": clip} if method == "gradient" else {}
+        gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
+        extended[method] = extend(guided, mcfg.diffusion.schedule, total_frames=cfg.extend_frames,
+                                  block_frames=block, context=context, video=first.to(cfg.device), method=method,
+                                  generator=gen, progress=progress, **cond, **ext_kw, **extra).float().cpu()
+        timings[f"extend_{method}"] = time.perf_counter() - t0
+        ext_files[method] = _gif(extended[method], out / f"extend_{method}.gif", cfg)
+    Image.fromarray(_summary(t2v, extended, block)).save(out / "summary.png")
+    info = {"model": cfg.model, "step": loaded.step, "command": command, "device": cfg.device, "block": block,
+            "context": context, "seconds": time.perf_counter() - t_start,
+            "timings": {k: round(v, 1) for k, v in timings.items()}}
+    (out / "index.html").write_text(_page(cfg, cells, ext_files, info))
+    torch.save({"text_to_video": t2v, **{f"extend_{m}": v for m, v in extended.items()}}, out / "videos.pt")
+    (out / "demo.json").write_text(json.dumps({"config": asdict(cfg), **info}, indent=1) + "\n")
+    return out / "index.html"
