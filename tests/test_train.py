@@ -52,6 +52,20 @@ def test_resume_refuses_a_different_model(tmp_path):
               tmp_path / "r", progress=False)
 
 
+def test_init_from_starts_a_new_run_from_another_runs_ema_weights(tmp_path):
+    train(load_config(None, TINY + ["train.steps=2"]), tmp_path / "a", progress=False)
+    # fine-tune into another parameterization; lr 0 keeps the weights where they started
+    over = TINY + ["train.steps=1", "train.lr=0", "diffusion.parameterization=v", f"train.init_from={tmp_path / 'a'}"]
+    train(load_config(None, over), tmp_path / "b", progress=False)
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert b["step"] == 1 and b["config"]["diffusion"]["parameterization"] == "v"
+    for k in a["ema"]:
+        torch.testing.assert_close(b["model"][k], a["ema"][k], rtol=0, atol=0)
+    wider = TINY + ["train.steps=1", "model.base_channels=32", "model.head_dim=32", f"train.init_from={tmp_path / 'a'}"]
+    with pytest.raises(ValueError, match="init_from .* does not match"):
+        train(load_config(None, wider), tmp_path / "c", progress=False)
+
+
 def test_checkpoint_layout_and_leftover_tmp_is_ignored(tmp_path):
     train(load_config(None, TINY + ["train.steps=2", "train.ckpt_every=1", "train.keep_checkpoints=1"]),
           tmp_path / "r", progress=False)

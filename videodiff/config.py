@@ -70,6 +70,7 @@ class TrainConfig:
     ckpt_every: int = 500  # write a checkpoint every N steps (and always at the end)
     keep_checkpoints: int = 3
     cond_drop_prob: float = 0.1  # text-conditioned runs: P(null condition c = 0) per video / image frame (eq. 5)
+    init_from: str | None = None  # a new run starts from these EMA weights (run dir or checkpoint): fine-tuning
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)

@@ -200,6 +200,15 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
             ema.updates = step
             if main:
                 print(f"resuming from {resume_from} (step {step}, {samples_seen} clips seen)")
+        elif tc.init_from:  # fine-tuning: a fresh run (optimizer, step 0) from another run's EMA weights
+            src = load_checkpoint(tc.init_from)
+            try:
+                model.load_state_dict(src["ema"])
+            except RuntimeError as e:
+                raise ValueError(f"train.init_from {tc.init_from}: its network does not match model/text: {e}") from e
+            ema.model.load_state_dict(src["ema"])
+            if main:
+                print(f"initialised from the EMA weights of {src['path']} (step {src['step']})")
         net = wrap_ddp(model, env)  # forward/backward through DDP; EMA, optimizer and checkpoints use the module
         if dataset is None:
             dataset = build_dataset(cfg.data, "train")
