@@ -59,6 +59,8 @@ def test_export_then_load_by_name(tiny_text_run, tmp_path, monkeypatch, capsys):
     assert "no shipped model named 'nope' (shipped: tiny)" in capsys.readouterr().err
     assert main(["sample", "--model", "tiny", "--no-ema", "--num", "1", "--out", str(out)]) == 2
     assert "EMA weights only" in capsys.readouterr().err
+    assert main(["sample", "--model", "tiny", "--sampler", "dpmpp2m", "--eta", "1", "--out", str(out)]) == 2
+    assert "--eta applies to the ddim sampler only, not to dpmpp2m" in capsys.readouterr().err
 
     weights = tmp_path / "models" / "tiny.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")

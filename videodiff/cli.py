@@ -38,6 +38,13 @@ def load_model_arg(args):
     return load_model(args.checkpoint, ema=not args.no_ema, device=args.device, pretrained=False)
 
 
+def check_sampler_flags(args, sampler: str) -> None:
+    """``--gamma`` belongs to the ancestral sampler and ``--eta`` to DDIM: refuse them with any other sampler."""
+    for flag, owner in (("gamma", "ancestral"), ("eta", "ddim")):
+        if getattr(args, flag, None) is not None and sampler != owner:
+            raise ValueError(f"--{flag} applies to the {owner} sampler only, not to {sampler} (set --sampler {owner})")
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="experiment YAML (see configs/); defaults if omitted")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -74,6 +81,7 @@ def _cmd_sample(args) -> int:
     if args.guidance is not None and not args.prompt:
         raise ValueError("--guidance needs at least one --prompt (guidance strengthens a text condition)")
     loaded = load_model_arg(args)
+    check_sampler_flags(args, args.sampler or loaded.config.sample.sampler)
     kwargs = {}
     if args.gamma is not None:
         kwargs["gamma"] = args.gamma

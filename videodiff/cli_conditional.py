@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import add_model_args, check_out, load_model_arg
+from .cli import add_model_args, check_out, check_sampler_flags, load_model_arg
 
 __all__ = ["add_subcommands", "main"]
 
@@ -167,6 +167,7 @@ def _sampler_kwargs(args, cfg) -> dict:
     from .sampling import sampler_options
 
     sampler = args.sampler or cfg.sample.sampler
+    check_sampler_flags(args, sampler)
     kw = {"steps": args.steps or cfg.sample.steps, "sampler": sampler}
     gamma = cfg.sample.gamma if args.gamma is None else args.gamma
     eta = cfg.sample.eta if args.eta is None else args.eta
