@@ -54,7 +54,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--model", default="moving-mnist", help="shipped model name or run directory")
     p.add_argument("--prompt", action="append", default=None, metavar="TEXT", help="prompt (repeatable)")
     p.add_argument("--weights", type=float, nargs="+", default=None, metavar="W", help="guidance weights")
-    p.add_argument("--sampler", default="ddim", help="sampler for every block (default ddim)")
+    p.add_argument("--sampler", default="dpmpp2m", choices=["ancestral", "ddim", "dpmpp2m"],
+                   help="sampler for every block (default dpmpp2m)")
     p.add_argument("--steps", type=int, default=20, help="sampling steps per block (default 20)")
     p.add_argument("--frames", type=int, default=64, help="length of the extended video (default 64)")
     p.add_argument("--seed", type=int, default=0)
