@@ -74,11 +74,18 @@ def score(videos, labels, dirs, clf, real_features=None) -> dict:
     return res
 
 
+def prompt_set(directions, per_prompt: int = 1) -> tuple[list[str], list[list[int]], list[list[str]]]:
+    """Prompts "digit d moving <direction>" (d = 0..9, digit-major) and, per video (``per_prompt`` each), the target
+    digit and direction lists that ``digit_sets`` / ``direction_accuracy`` compare against."""
+    prompts = [f"digit {d} moving {direction}" for d in range(10) for direction in directions]
+    labels = [[d] for d in range(10) for _ in directions for _ in range(per_prompt)]
+    dirs = [[direction] for _ in range(10) for direction in directions for _ in range(per_prompt)]
+    return prompts, labels, dirs
+
+
 def table3(loaded, cache, clf, real, a) -> dict:
     cfg = loaded.config
-    prompts = [f"digit {d} moving {direction}" for d in range(10) for direction in a.directions]
-    labels = [[d] for d in range(10) for _ in a.directions for _ in range(a.per_prompt)]
-    dirs = [[direction] for _ in range(10) for direction in a.directions for _ in range(a.per_prompt)]
+    prompts, labels, dirs = prompt_set(a.directions, a.per_prompt)
     rows = {"real test clips": score(real["video"][:, :, :cfg.data.num_frames], real["labels"],
                                      real["directions"], clf)}
     samples = {}

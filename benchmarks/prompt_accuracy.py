@@ -16,6 +16,8 @@ from videodiff.metrics.classifier import digit_accuracy, direction_accuracy, loa
 from videodiff.pipeline import load_model, sample_from_prompts
 from videodiff.text import build_text_cache
 
+from pretrained_tables import prompt_set  # benchmarks/ is sys.path[0] when run as a script
+
 DIRECTIONS = ("right", "up", "left", "down")
 
 
@@ -25,9 +27,7 @@ def main() -> None:
     model, sampler, steps, weights = sys.argv[1], sys.argv[2], int(sys.argv[3]), [float(w) for w in sys.argv[4:]]
     m = load_model(model, device="cpu")
     cache, clf = build_text_cache(m.config.text), load_classifier("moving-mnist-32")
-    prompts = [f"digit {d} moving {r}" for d in range(10) for r in DIRECTIONS]
-    labels = [[d] for d in range(10) for _ in DIRECTIONS]
-    dirs = [[r] for _ in range(10) for r in DIRECTIONS]
+    prompts, labels, dirs = prompt_set(DIRECTIONS)
     print(f"{model} (step {m.step})")
     for w in weights:
         t0 = time.perf_counter()

@@ -16,6 +16,7 @@ import dataclasses
 import torch
 
 from videodiff.data import build_dataset
+from videodiff.diffusion import q_sample
 from videodiff.pipeline import load_model
 
 LOGSNRS = (-10.0, -5.0, -2.0, 0.0, 2.0, 5.0)
@@ -31,9 +32,7 @@ def xhat_table(model: str, num: int = 8, seed: int = 0) -> list[dict]:
     rows = []
     for lam in LOGSNRS:
         logsnr = torch.full((num,), lam)
-        alpha = torch.sigmoid(logsnr).sqrt().view(-1, 1, 1, 1, 1)
-        sigma = torch.sigmoid(-logsnr).sqrt().view(-1, 1, 1, 1, 1)
-        z = alpha * x + sigma * torch.randn(x.shape, generator=gen)
+        z = q_sample(x, logsnr, torch.randn(x.shape, generator=gen))
         x_hat = m.denoiser(z, logsnr)  # null condition for a text model
         means = x_hat.mean(dim=(1, 3, 4))  # (num, F)
         rows.append({"logsnr": lam, "mse": float((x_hat - x).square().mean()), "frame_mean_min": float(means.min()),

@@ -107,8 +107,6 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
     cache = build_text_cache(mcfg.text)
     timings = {"load": time.perf_counter() - t_start}
     sample_kw = dict(steps=cfg.steps, sampler=cfg.sampler, seed=cfg.seed, progress=progress)
-    if cfg.sampler == "ddim":
-        sample_kw["eta"] = 0.0
 
     t0 = time.perf_counter()
     by_weight = [sample_from_prompts(den, mcfg, list(cfg.prompts), 1, guidance=w, cache=cache, **sample_kw)
