@@ -125,6 +125,35 @@ def test_direction_names():
     assert direction_name(-1, 1) == "down-left" and direction_name(1, -1.1) == "up-right"
 
 
+def _centre_steps(item) -> np.ndarray:
+    """Frame-to-frame steps ``(F-1, 2)`` of the (single) digit's centre of mass, ``(x, y)`` with y down."""
+    w = (item["video"][0] + 1).clamp_min(0).numpy()  # (F, H, W)
+    grid = np.arange(w.shape[-1])
+    tot = w.sum(axis=(1, 2))
+    centre = np.stack([(w.sum(1) * grid).sum(1) / tot, (w.sum(2) * grid).sum(1) / tot], 1)
+    return np.diff(centre, axis=0)
+
+
+def test_compass_directions_and_behind_starts_make_captions_describe_the_motion():
+    plain = mmnist(num_digits=1, num_frames=16, image_size=32)
+    exact = mmnist(num_digits=1, num_frames=16, image_size=32, directions="compass", start="behind")
+    along = {"plain": [], "exact": []}
+    for i in range(40):
+        a, b = plain[i], exact[i]
+        assert torch.equal(a["digit_ids"], b["digit_ids"]) and a["directions"] == b["directions"]  # same draws
+        vx, vy = b["velocity"][0].tolist()
+        angle = np.degrees(np.arctan2(-vy, vx)) % 360
+        assert np.isclose(angle % 45, 0, atol=1e-4) or np.isclose(angle % 45, 45, atol=1e-4)  # a compass angle
+        assert np.isclose(np.hypot(vx, vy), a["velocity"][0].norm().item(), atol=1e-5)  # speed kept
+        for name, item in (("plain", a), ("exact", b)):
+            v = item["velocity"][0].numpy()
+            along[name].append(np.mean(_centre_steps(item) @ v > 0))
+    # standard clips bounce early: about half their steps go the captioned way (0.49 measured on 300 clips)
+    assert np.mean(along["exact"]) > 0.85 and np.mean(along["plain"]) < 0.65
+    first = _centre_steps(exact[0])[:8] @ exact[0]["velocity"][0].numpy()
+    assert (first > 0).all()  # no bounce in the first 8 frames: the start leaves room for them
+
+
 def test_collate_stacks_video_and_keeps_metadata_lists():
     ds = mmnist(image_size=32)
     batch = collate_clips([ds[0], ds[1], ds[2]])
@@ -143,6 +172,8 @@ def test_collate_stacks_video_and_keeps_metadata_lists():
     ({"kind": "kinetics"}, "data.kind"),
     ({"on_error": "ignore"}, "data.on_error"),
     ({"digit_size": 80}, "data.digit_size"),
+    ({"directions": "diagonal"}, "data.directions"),
+    ({"start": "middle"}, "data.start"),
 ])
 def test_config_errors_name_the_option(kw, message):
     with pytest.raises(ValueError, match=message):

@@ -34,6 +34,8 @@ class DataConfig:
     num_digits: int = 2
     digit_size: int | None = None  # None: 28 * image_size / 64 (digits scale with the frame)
     speed: tuple[float, float] = (2.0, 4.0)  # pixels per frame at 64x64, scaled with image_size
+    directions: str = "any"  # "any" (uniform angle) | "compass" (the 8 directions the captions name, exactly)
+    start: str = "uniform"  # "uniform" | "behind" (start on the side moved away from: fewer early bounces)
     train_clips: int = 10000  # dataset length of the train split (clips are generated on the fly)
     test_clips: int = 1000
     seed: int = 0
@@ -89,6 +91,10 @@ class DataConfig:
         if isinstance(self.extensions, str) or not all(isinstance(e, str) and e for e in self.extensions):
             fail("extensions", "a list of file extensions such as ['.mp4', '.gif']")
         self.extensions = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.extensions)
+        if self.directions not in ("any", "compass"):
+            fail("directions", "'any' or 'compass'")
+        if self.start not in ("uniform", "behind"):
+            fail("start", "'uniform' or 'behind'")
         if self.on_error not in ("raise", "skip"):
             fail("on_error", "'raise' or 'skip'")
 
@@ -103,7 +109,7 @@ def build_dataset(cfg: DataConfig, split: str = "train") -> Dataset:
                   frameskip=cfg.frameskip, split=split, seed=cfg.seed)
     if cfg.kind == "moving_mnist":
         dataset = MovingMNIST(num_digits=cfg.num_digits, digit_size=cfg.digit_size, speed=cfg.speed,
-                              num_clips=cfg.train_clips if split == "train" else cfg.test_clips,
+                              directions=cfg.directions, start=cfg.start, num_clips=cfg.train_clips if split == "train" else cfg.test_clips,
                               mnist_path=cfg.mnist_path, **common)
         if cfg.captions:
             dataset = CaptionedMovingMNIST(dataset, seed=cfg.seed)
