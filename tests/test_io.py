@@ -166,3 +166,17 @@ def test_real_clip_info_and_window():
     assert (n, h, w) == (120, 144, 176) and abs(fps - 29.97) < 0.01
     clip = read_video(path, start=100, max_frames=30)  # runs into the end of the video
     assert clip.shape == (20, 144, 176, 3)
+
+
+def test_tune_malloc_applies_once_and_can_be_turned_off():
+    import subprocess
+    import sys
+
+    code = "from videodiff.runtime import tune_malloc; print(tune_malloc(), tune_malloc())"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    if not sys.platform.startswith("linux"):
+        pytest.skip("mallopt tuning is glibc/Linux only")
+    assert on == ["True", "True"]
+    env = {**os.environ, "VIDEODIFF_MALLOC_TUNING": "0"}
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert off.split() == ["False", "False"]
