@@ -62,6 +62,13 @@ def test_export_then_load_by_name(tiny_text_run, tmp_path, monkeypatch, capsys):
     assert main(["sample", "--model", "tiny", "--sampler", "dpmpp2m", "--eta", "1", "--out", str(out)]) == 2
     assert "--eta applies to the ddim sampler only, not to dpmpp2m" in capsys.readouterr().err
 
+    ext = tmp_path / "e.gif"  # text-conditioned extension: the caption conditions every block, with guidance
+    assert main(["extend", "--model", "tiny", "--from-samples", "2", "--frames", "7", "--steps", "1", "--prompt",
+                 "digit 3", "--guidance", "2", "--save-tensor", "--out", str(ext)]) == 0
+    assert torch.load(ext.with_suffix(".pt")).shape[:3] == (2, 1, 7) and "prompt 'digit 3'" in capsys.readouterr().out
+    assert main(["extend", "--model", "tiny", "--from-samples", "1", "--guidance", "2", "--out", str(ext)]) == 2
+    assert "--guidance needs --prompt" in capsys.readouterr().err
+
     weights = tmp_path / "models" / "tiny.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(ValueError, match="does not match tiny.json"):

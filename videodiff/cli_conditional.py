@@ -62,6 +62,12 @@ def add_subcommands(sub) -> None:
     p.add_argument("--context", type=int, default=None, help="frames each block conditions on (default F/2)")
     p.add_argument("--given", type=int, default=None,
                    help="with --input: how many of its first frames to keep and condition on (default --context)")
+    p.add_argument("--prompt", default=None, metavar="TEXT",
+                   help="caption for a text-conditioned model, used for every block (default: none, the model's "
+                        "unconditional c = 0)")
+    p.add_argument("--guidance", type=float, default=None, metavar="W",
+                   help="classifier-free guidance weight w of eq. (5) with --prompt (default: the run's "
+                        "sample.guidance)")
     _add_method_args(p)
     _add_sampling_args(p)
     _add_output_args(p)
@@ -212,6 +218,8 @@ def _cmd_extend(args) -> int:
 
     check_out(args.out)
     _check_input(args.input)
+    if args.guidance is not None and args.prompt is None:
+        raise ValueError("--guidance needs --prompt (guidance strengthens a text condition)")
     loaded = load_model_arg(args)
     cfg, dev = loaded.config, _device_of(loaded)
     f_model = cfg.data.num_frames
@@ -239,11 +247,20 @@ def _cmd_extend(args) -> int:
         given = 0
         start = dict(num_videos=args.from_samples, frame_shape=(cfg.data.channels, cfg.data.image_size,
                                                                  cfg.data.image_size), device=dev)
+    den, text = loaded.denoiser, {}
+    if args.prompt is not None:
+        from .pipeline import text_condition
+        from .sampling.guidance import ClassifierFreeGuidance
+
+        num = start["video"].shape[0] if "video" in start else start["num_videos"]
+        text = {k: v.expand(num, *v.shape[1:]).to(dev) for k, v in text_condition(cfg, [args.prompt]).items()}
+        w = cfg.sample.guidance if args.guidance is None else args.guidance
+        den = ClassifierFreeGuidance(den, w) if w != 0 else den
     t0 = time.perf_counter()
-    out = extend(loaded.denoiser, cfg.diffusion.schedule, total_frames=args.frames, block_frames=f_model,
+    out = extend(den, cfg.diffusion.schedule, total_frames=args.frames, block_frames=f_model,
                  context=context, method=args.method, variant=args.variant, w_r=args.w_r,
                  guidance_clip=_guidance_clip(args, cfg), generator=_generator(args.seed, dev), **start,
-                 **_sampler_kwargs(args, cfg)).float().cpu()
+                 **text, **_sampler_kwargs(args, cfg)).float().cpu()
     dt = time.perf_counter() - t0
     known = [i < given for i in range(args.frames)]
     rows, marks = None, None
@@ -255,7 +272,8 @@ def _cmd_extend(args) -> int:
     else:
         rows, marks = [out], [[i < f_model for i in range(args.frames)]]
     _write(args, out, fps=args.fps or cfg.sample.fps, compare_rows=rows, compare_known=marks)
-    print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}) with "
+    caption = f", prompt {args.prompt!r}" if args.prompt is not None else ""
+    print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}{caption}) with "
           f"{loaded.path} in {dt:.1f} s -> {args.out}")
     return 0
 
