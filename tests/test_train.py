@@ -64,6 +64,12 @@ def test_init_from_starts_a_new_run_from_another_runs_ema_weights(tmp_path):
     wider = TINY + ["train.steps=1", "model.base_channels=32", "model.head_dim=32", f"train.init_from={tmp_path / 'a'}"]
     with pytest.raises(ValueError, match="init_from .* does not match"):
         train(load_config(None, wider), tmp_path / "c", progress=False)
+    # a fine-tune may add frame-position embeddings: they start at zero, the rest is the source's EMA
+    pos = TINY + ["train.steps=1", "train.lr=0", "model.frame_positions=8", f"train.init_from={tmp_path / 'a'}"]
+    train(load_config(None, pos), tmp_path / "d", progress=False)
+    d = load_checkpoint(tmp_path / "d")
+    assert not d["model"]["frame_pos.weight"].any()
+    assert all(torch.equal(d["model"][k], a["ema"][k]) for k in a["ema"])
 
 
 def test_checkpoint_layout_and_leftover_tmp_is_ignored(tmp_path):

@@ -87,6 +87,29 @@ def test_relative_positions_equivariant_to_time_shift_not_reversal():
     assert (rev - out).abs().max() > 1e-3
 
 
+def test_frame_positions_break_time_shift_symmetry_and_start_as_the_paper_net():
+    z = torch.randn(1, 1, 1, 16, 16).expand(-1, -1, 6, -1, -1)  # a still clip: every frame the same
+    lam = torch.tensor([-4.0])
+    paper = tiny()
+    with_pos = tiny(frame_positions=8)
+    assert "frame_pos.weight" not in paper.state_dict()
+    missing = with_pos.load_state_dict(paper.state_dict(), strict=False).missing_keys
+    assert missing == ["frame_pos.weight"]
+    with torch.no_grad():
+        out = paper(z, lam)
+        # relative positions only: a still clip gives a still output (no frame knows where it is in time)
+        torch.testing.assert_close(out, out[:, :, :1].expand_as(out), atol=1e-5, rtol=1e-4)
+        with_pos.frame_pos.weight.zero_()
+        torch.testing.assert_close(with_pos(z, lam), out, rtol=0, atol=0)  # zero embedding: the paper's network
+        torch.nn.init.normal_(with_pos.frame_pos.weight)
+        moved = with_pos(z, lam)
+    assert (moved[:, :, 0] - moved[:, :, -1]).abs().max() > 1e-3  # absolute positions: frames differ
+    with pytest.raises(ValueError, match="frame_positions is 8"):
+        with_pos(torch.randn(1, 1, 9, 16, 16), lam)
+    with pytest.raises(ValueError, match="model.frame_positions"):
+        UNetConfig(frame_positions=-1)
+
+
 def test_bad_inputs_raise_clear_errors():
     m = tiny()
     with pytest.raises(ValueError, match="divisible"):

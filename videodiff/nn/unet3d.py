@@ -10,6 +10,13 @@ K levels; level k has ``base_channels * M_k`` channels (the channel multipliers 
 block is followed by spatial attention and then temporal attention. Between levels, height and width are halved
 (down) or doubled (up); the frame count is never changed. The up pass concatenates the activations of the down
 pass (concatenation skip connections).
+
+``frame_positions`` (off by default) adds a learned embedding of each frame's absolute index to its conditioning
+embedding. The paper orders frames only by relative positions in temporal attention, which makes the network
+equivariant to shifts in time wherever the content does not break the symmetry; from nearly pure noise it then
+cannot place a digit differently in the first and last frames, so a caption's direction ("moving right") only helps
+in a narrow band of noise levels. The shipped text-to-video model (``configs/moving_mnist_text32_dir.yaml``) uses it;
+docs/results.md measures the difference.
 """
 
 from __future__ import annotations
@@ -41,11 +48,17 @@ class UNetConfig:
     dropout: float = 0.1
     cond_dim: int = 0  # size of the conditioning vector c (0: unconditional)
     max_relative_position: int = 32
+    # > 0: a learned absolute frame-position embedding (up to this many frames) added to each frame's conditioning
+    # embedding. Not in the paper, which orders frames by relative positions only; see ``frame_positions`` in the
+    # module docstring for why the shipped text-to-video model uses it. 0 (default): the paper's network.
+    frame_positions: int = 0
     gradient_checkpointing: bool = False  # recompute each block's activations in backward to save memory
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(self.channel_mults)
         self.attn_resolutions = tuple(self.attn_resolutions)
+        if self.frame_positions < 0:
+            raise ValueError(f"model.frame_positions must be >= 0, got {self.frame_positions}")
         if min(self.in_channels, self.base_channels, self.num_res_blocks, self.head_dim) < 1:
             raise ValueError("model.in_channels, base_channels, num_res_blocks and head_dim must be >= 1")
         if not self.channel_mults or min(self.channel_mults) < 1:
@@ -93,6 +106,9 @@ class UNet3D(nn.Module):
         attn = set(cfg.attention_levels())
         self.logsnr_emb = LogSNREmbedding(ch0, emb_dim)
         self.cond_emb = nn.Linear(cfg.cond_dim, emb_dim) if cfg.cond_dim > 0 else None
+        self.frame_pos = nn.Embedding(cfg.frame_positions, emb_dim) if cfg.frame_positions > 0 else None
+        if self.frame_pos is not None:
+            nn.init.zeros_(self.frame_pos.weight)  # starts as the paper's network (and as a model fine-tuned from)
         self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
 
         num_levels = len(cfg.channel_mults)
@@ -154,6 +170,10 @@ class UNet3D(nn.Module):
             raise ValueError("cond was given but the model has cond_dim = 0")
         if not per_frame:
             emb = emb.repeat_interleave(f, dim=0)  # (B*F, emb_dim): one embedding per frame
+        if self.frame_pos is not None:
+            if f > self.cfg.frame_positions:
+                raise ValueError(f"{f} frames but model.frame_positions is {self.cfg.frame_positions}")
+            emb = (emb.view(b, f, -1) + self.frame_pos.weight[:f].to(emb.dtype)).reshape(b * f, -1)
         x = z_t.transpose(1, 2).reshape(b * f, c, h, w)  # (B*F, C, H, W): frames folded into the batch
         x = self.conv_in(x)
         skips = [x]

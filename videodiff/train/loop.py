@@ -48,6 +48,24 @@ from .report import MetricsLog, plot_loss
 __all__ = ["train", "TrainResult", "lr_at"]
 
 
+# Parameters a fine-tune may add to the network it starts from: zero-initialised, so the start is the same function.
+_NEW_ZERO_INIT = ("frame_pos.weight",)
+
+
+def _init_from(model: torch.nn.Module, state: dict, source) -> list[str]:
+    """Load ``state`` into ``model``; returns the names of parameters it lacks that may start at their
+    (zero) initialisation. Anything else that does not match is an error naming ``train.init_from``."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise ValueError(f"train.init_from {source}: its network does not match model/text: {e}") from e
+    bad = [k for k in missing if not k.endswith(_NEW_ZERO_INIT)]
+    if bad or unexpected:
+        raise ValueError(f"train.init_from {source}: its network does not match model/text: missing {bad}, "
+                         f"unexpected {list(unexpected)}")
+    return list(missing)
+
+
 def lr_at(step: int, tc) -> float:
     """Learning rate for optimizer step ``step`` (0-based): linear warm-up over ``warmup_steps``, then constant."""
     return tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
@@ -202,13 +220,11 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                 print(f"resuming from {resume_from} (step {step}, {samples_seen} clips seen)")
         elif tc.init_from:  # fine-tuning: a fresh run (optimizer, step 0) from another run's EMA weights
             src = load_checkpoint(tc.init_from)
-            try:
-                model.load_state_dict(src["ema"])
-            except RuntimeError as e:
-                raise ValueError(f"train.init_from {tc.init_from}: its network does not match model/text: {e}") from e
-            ema.model.load_state_dict(src["ema"])
+            new = _init_from(model, src["ema"], tc.init_from)
+            ema.model.load_state_dict(model.state_dict())
             if main:
-                print(f"initialised from the EMA weights of {src['path']} (step {src['step']})")
+                extra = f"; new, zero-initialised: {', '.join(new)}" if new else ""
+                print(f"initialised from the EMA weights of {src['path']} (step {src['step']}){extra}")
         net = wrap_ddp(model, env)  # forward/backward through DDP; EMA, optimizer and checkpoints use the module
         if dataset is None:
             dataset = build_dataset(cfg.data, "train")
