@@ -15,8 +15,8 @@ pass (concatenation skip connections).
 embedding. The paper orders frames only by relative positions in temporal attention, which makes the network
 equivariant to shifts in time wherever the content does not break the symmetry; from nearly pure noise it then
 cannot place a digit differently in the first and last frames, so a caption's direction ("moving right") only helps
-in a narrow band of noise levels. ``configs/moving_mnist_text32_dir.yaml`` tries it for a direction-following
-text-to-video model; docs/results.md ("Directions") reports what it did at CPU scale.
+in a narrow band of noise levels. The shipped text-to-video model uses it (``configs/moving_mnist_text32_dir.yaml``);
+docs/results.md ("Directions") reports what it did at CPU scale.
 """
 
 from __future__ import annotations
