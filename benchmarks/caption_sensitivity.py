@@ -23,14 +23,14 @@ import argparse
 import torch
 
 from videodiff.data.captions import moving_mnist_caption
+from videodiff.data.moving_mnist import DIRECTIONS
 from videodiff.diffusion import q_sample
 from videodiff.pipeline import load_model, text_condition
 from videodiff.text import build_text_cache
 
 from pretrained_tables import real_clips  # benchmarks/ is sys.path[0] when run as a script
 
-OPPOSITE = {"right": "left", "up-right": "down-left", "up": "down", "up-left": "down-right"}
-OPPOSITE.update({v: k for k, v in OPPOSITE.items()})
+OPPOSITE = {d: DIRECTIONS[(i + 4) % 8] for i, d in enumerate(DIRECTIONS)}  # "right" -> "left", ...
 LOGSNRS = (-6.0, -3.0, 0.0, 3.0)
 
 
@@ -61,7 +61,7 @@ def sensitivity(model: str, clips: int, seed: int = 0) -> list[dict]:
 def prior_gain(num: int, **options) -> dict:
     """MSE of ``num`` one-digit 16x32x32 training clips around their mean, their direction's frame-wise mean and
     their direction's time-averaged mean."""
-    from videodiff.data.moving_mnist import MovingMNIST
+    from videodiff.data.moving_mnist import MovingMNIST, centre_of_mass
 
     ds = MovingMNIST(image_size=32, num_digits=1, num_frames=16, num_clips=num, **options)
     items = [ds[i] for i in range(num)]
@@ -74,10 +74,7 @@ def prior_gain(num: int, **options) -> dict:
         framewise += float(((xd - mean) ** 2).sum())
         timeavg += float(((xd - mean.mean(1, keepdim=True)) ** 2).sum())
     # fraction of frame-to-frame steps of the digit's centre of mass that go the captioned (initial) direction
-    w = (x + 1).clamp_min(0)
-    grid = torch.arange(x.shape[-1], dtype=x.dtype)
-    total = w.sum((-1, -2))
-    centre = torch.stack([(w.sum(-2) * grid).sum(-1) / total, (w.sum(-1) * grid).sum(-1) / total], -1)  # (N, F, 2)
+    centre = centre_of_mass(x[:, None])  # (N, F, 2)
     velocity = torch.stack([it["velocity"][0] for it in items])  # (N, 2)
     along = float(((centre.diff(dim=1) * velocity[:, None]).sum(-1) > 0).float().mean())
     return {"overall": float(((x - x.mean(0, keepdim=True)) ** 2).mean()), "direction, frame-wise": framewise / x.numel(),

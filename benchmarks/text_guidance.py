@@ -47,7 +47,7 @@ from torch import nn
 
 from videodiff.config import load_config
 from videodiff.data import build_dataset
-from videodiff.data.moving_mnist import DIRECTIONS, direction_name
+from videodiff.data.moving_mnist import DIRECTIONS, centre_of_mass, direction_name
 from videodiff.io import save_video_grid
 from videodiff.pipeline import load_model, sample_from_prompts
 from videodiff.text import build_text_cache
@@ -132,12 +132,8 @@ def train_classifier(cfg, n_train: int = 6000, epochs: int = 3, seed: int = 0) -
 
 def centroid_directions(videos: torch.Tensor) -> list[str]:
     """Compass name of the intensity centroid's motion from frame 0 to frame 1 (image coordinates, y down)."""
-    w = (videos[:, 0, :2].clamp(-1, 1) + 1) / 2  # (B, 2, H, W)
-    h, wd = w.shape[-2:]
-    ys, xs = torch.arange(h, dtype=w.dtype), torch.arange(wd, dtype=w.dtype)
-    mass = w.sum((-1, -2)).clamp_min(1e-6)
-    cx, cy = (w.sum(-2) * xs).sum(-1) / mass, (w.sum(-1) * ys).sum(-1) / mass  # (B, 2)
-    return [direction_name(float(dx), float(dy)) for dx, dy in zip(cx[:, 1] - cx[:, 0], cy[:, 1] - cy[:, 0])]
+    step = centre_of_mass(videos[:, :, :2]).diff(dim=1)[:, 0]  # (B, 2)
+    return [direction_name(float(dx), float(dy)) for dx, dy in step]
 
 
 # ------------------------------------------------------------------------------------------- evaluation

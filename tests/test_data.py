@@ -10,7 +10,7 @@ import torch
 
 from videodiff.data import DataConfig, build_dataset, collate_clips
 from videodiff.data import mnist as mnist_mod
-from videodiff.data.moving_mnist import DIRECTIONS, bounce, direction_name
+from videodiff.data.moving_mnist import DIRECTIONS, bounce, centre_of_mass, direction_name
 from videodiff.data.transforms import frames_to_clip
 from videodiff.io import VideoReadError, read_video, write_video
 
@@ -127,11 +127,7 @@ def test_direction_names():
 
 def _centre_steps(item) -> np.ndarray:
     """Frame-to-frame steps ``(F-1, 2)`` of the (single) digit's centre of mass, ``(x, y)`` with y down."""
-    w = (item["video"][0] + 1).clamp_min(0).numpy()  # (F, H, W)
-    grid = np.arange(w.shape[-1])
-    tot = w.sum(axis=(1, 2))
-    centre = np.stack([(w.sum(1) * grid).sum(1) / tot, (w.sum(2) * grid).sum(1) / tot], 1)
-    return np.diff(centre, axis=0)
+    return centre_of_mass(item["video"][None])[0].diff(dim=0).numpy()
 
 
 def test_compass_directions_and_behind_starts_make_captions_describe_the_motion():

@@ -190,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # recorded with results (e.g. by `videodiff eval`) so they name the command that made them
     from .checkpoint import CheckpointError
+    from .io import VideoReadError
     from .runtime import tune_malloc
 
     tune_malloc()  # fewer page faults on CPU (videodiff/runtime.py); VIDEODIFF_MALLOC_TUNING=0 turns it off
-    from .io import VideoReadError
 
     try:
         return args.func(args)

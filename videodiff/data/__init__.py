@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from .captions import CaptionedMovingMNIST, CaptionManifest
 from .joint import ImageFolder, WithImageFrames
-from .moving_mnist import MovingMNIST
+from .moving_mnist import DIRECTION_MODES, START_MODES, MovingMNIST
 from .shards import ShardDataset
 from .video_folder import VIDEO_EXTENSIONS, VideoFolder
 
@@ -91,10 +91,10 @@ class DataConfig:
         if isinstance(self.extensions, str) or not all(isinstance(e, str) and e for e in self.extensions):
             fail("extensions", "a list of file extensions such as ['.mp4', '.gif']")
         self.extensions = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.extensions)
-        if self.directions not in ("any", "compass"):
-            fail("directions", "'any' or 'compass'")
-        if self.start not in ("uniform", "behind"):
-            fail("start", "'uniform' or 'behind'")
+        if self.directions not in DIRECTION_MODES:
+            fail("directions", f"one of {DIRECTION_MODES}")
+        if self.start not in START_MODES:
+            fail("start", f"one of {START_MODES}")
         if self.on_error not in ("raise", "skip"):
             fail("on_error", "'raise' or 'skip'")
 
@@ -109,7 +109,8 @@ def build_dataset(cfg: DataConfig, split: str = "train") -> Dataset:
                   frameskip=cfg.frameskip, split=split, seed=cfg.seed)
     if cfg.kind == "moving_mnist":
         dataset = MovingMNIST(num_digits=cfg.num_digits, digit_size=cfg.digit_size, speed=cfg.speed,
-                              directions=cfg.directions, start=cfg.start, num_clips=cfg.train_clips if split == "train" else cfg.test_clips,
+                              directions=cfg.directions, start=cfg.start,
+                              num_clips=cfg.train_clips if split == "train" else cfg.test_clips,
                               mnist_path=cfg.mnist_path, **common)
         if cfg.captions:
             dataset = CaptionedMovingMNIST(dataset, seed=cfg.seed)

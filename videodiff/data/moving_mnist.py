@@ -27,12 +27,25 @@ from torch.utils.data import Dataset
 from .mnist import load_mnist, split_indices
 
 DIRECTIONS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
+DIRECTION_MODES = ("any", "compass")  # the ``directions`` option
+START_MODES = ("uniform", "behind")  # the ``start`` option
 
 
 def direction_name(vx: float, vy: float) -> str:
     """Nearest of 8 compass names for a velocity in image coordinates (y points down)."""
     angle = math.atan2(-vy, vx)
     return DIRECTIONS[round(angle / (math.pi / 4)) % 8]
+
+
+def centre_of_mass(videos: torch.Tensor, floor: float = -1.0) -> torch.Tensor:
+    """Centre ``(x, y)`` (pixels, y down) of each frame's brightness: ``(N, C, F, H, W)`` in [-1, 1] -> ``(N, F, 2)``.
+    Pixels of the first channel are weighted by ``value + 1`` (clamped to [-1, 1] first); those not brighter than
+    ``floor`` weigh nothing (e.g. -0.4 to ignore a generated video's faint haze)."""
+    v = videos[:, 0].clamp(-1, 1)
+    w = torch.where(v > floor, v + 1, torch.zeros_like(v))
+    grid = torch.arange(w.shape[-1], dtype=w.dtype, device=w.device)
+    mass = w.sum((-1, -2)).clamp_min(1e-6)
+    return torch.stack([(w.sum(-2) * grid).sum(-1) / mass, (w.sum(-1) * grid).sum(-1) / mass], -1)
 
 
 def bounce(p0: np.ndarray, v: np.ndarray, t: np.ndarray, limit: float) -> np.ndarray:
@@ -82,10 +95,10 @@ class MovingMNIST(Dataset):
         directions: str = "any",
         start: str = "uniform",
     ):
-        if directions not in ("any", "compass"):
-            raise ValueError(f"directions must be 'any' or 'compass', got {directions!r}")
-        if start not in ("uniform", "behind"):
-            raise ValueError(f"start must be 'uniform' or 'behind', got {start!r}")
+        if directions not in DIRECTION_MODES:
+            raise ValueError(f"directions must be one of {DIRECTION_MODES}, got {directions!r}")
+        if start not in START_MODES:
+            raise ValueError(f"start must be one of {START_MODES}, got {start!r}")
         self.directions, self.start = directions, start
         images, labels = load_mnist(mnist_path)
         self.pool = split_indices(labels, split)  # CSV rows this split may use
