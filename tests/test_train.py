@@ -70,6 +70,11 @@ def test_init_from_starts_a_new_run_from_another_runs_ema_weights(tmp_path):
     d = load_checkpoint(tmp_path / "d")
     assert not d["model"]["frame_pos.weight"].any()
     assert all(torch.equal(d["model"][k], a["ema"][k]) for k in a["ema"])
+    # ... and pixel coordinates, likewise zero-initialised
+    xy = TINY + ["train.steps=1", "train.lr=0", "model.spatial_positions=true", f"train.init_from={tmp_path / 'a'}"]
+    train(load_config(None, xy), tmp_path / "e", progress=False)
+    e = load_checkpoint(tmp_path / "e")
+    assert not e["model"]["coord_in.weight"].any() and not e["model"]["coord_in.bias"].any()
 
 
 def test_checkpoint_layout_and_leftover_tmp_is_ignored(tmp_path):

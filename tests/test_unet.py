@@ -3,6 +3,7 @@ import torch
 
 from conftest import randomize_zero_init
 from videodiff.nn import UNet3D, UNetConfig, identity_frame_mask, joint_frame_mask
+from videodiff.nn.unet3d import pixel_coordinates
 
 
 def tiny(**kw):
@@ -108,6 +109,24 @@ def test_frame_positions_break_time_shift_symmetry_and_start_as_the_paper_net():
         with_pos(torch.randn(1, 1, 9, 16, 16), lam)
     with pytest.raises(ValueError, match="model.frame_positions"):
         UNetConfig(frame_positions=-1)
+
+
+def test_spatial_positions_are_pixel_coordinates_and_start_as_the_paper_net():
+    xy = pixel_coordinates(3, 5)
+    assert xy.shape == (1, 2, 3, 5)
+    torch.testing.assert_close(xy[0, 0, 1], torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))  # x: left -1 .. right 1
+    torch.testing.assert_close(xy[0, 1, :, 2], torch.tensor([-1.0, 0.0, 1.0]))  # y: top -1 .. bottom 1
+    z, lam = torch.randn(1, 1, 4, 16, 16), torch.tensor([-4.0])
+    paper, coord = tiny(), tiny(spatial_positions=True)
+    missing = coord.load_state_dict(paper.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["coord_in.bias", "coord_in.weight"]
+    with torch.no_grad():
+        coord.coord_in.weight.zero_()
+        coord.coord_in.bias.zero_()
+        torch.testing.assert_close(coord(z, lam), paper(z, lam), rtol=0, atol=0)  # zero-initialised: the paper's net
+        torch.nn.init.normal_(coord.coord_in.weight)
+        assert (coord(z, lam) - paper(z, lam)).abs().max() > 1e-3
+        assert coord(torch.randn(2, 1, 3, 8, 8), lam.expand(2)).shape == (2, 1, 3, 8, 8)  # any resolution
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -17,6 +17,12 @@ equivariant to shifts in time wherever the content does not break the symmetry; 
 cannot place a digit differently in the first and last frames, so a caption's direction ("moving right") only helps
 in a narrow band of noise levels. The shipped text-to-video model uses it (``configs/moving_mnist_text32_dir.yaml``);
 docs/results.md ("Directions") reports what it did at CPU scale.
+
+``spatial_positions`` (off by default; not in the paper either) adds the pixel coordinates ``(x, y)`` in [-1, 1],
+through a zero-initialised 1x1 convolution, to the first feature map (as CoordConv, Liu et al. 2018). The paper's
+network is translation-equivariant up to its zero padding, so from nearly pure noise it can place a digit at a
+caption- and frame-dependent position ("moving right": on the left in frame 0) only by way of the borders; with the
+coordinates, a FiLM scale that depends on frame and caption turns the x ramp into such a position directly.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ class UNetConfig:
     # embedding. Not in the paper, which orders frames by relative positions only; see ``frame_positions`` in the
     # module docstring for why the shipped text-to-video model uses it. 0 (default): the paper's network.
     frame_positions: int = 0
+    # True: the pixel coordinates enter the first feature map through a zero-initialised 1x1 convolution (CoordConv).
+    # Not in the paper; see ``spatial_positions`` in the module docstring. False (default): the paper's network.
+    spatial_positions: bool = False
     gradient_checkpointing: bool = False  # recompute each block's activations in backward to save memory
 
     def __post_init__(self) -> None:
@@ -110,6 +119,10 @@ class UNet3D(nn.Module):
         if self.frame_pos is not None:
             nn.init.zeros_(self.frame_pos.weight)  # starts as the paper's network (and as a model fine-tuned from)
         self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
+        self.coord_in = nn.Conv2d(2, ch0, 1) if cfg.spatial_positions else None
+        if self.coord_in is not None:
+            nn.init.zeros_(self.coord_in.weight)  # starts as the network without it (a fine-tune starts unchanged)
+            nn.init.zeros_(self.coord_in.bias)
 
         num_levels = len(cfg.channel_mults)
         self.down = nn.ModuleList()
@@ -176,6 +189,8 @@ class UNet3D(nn.Module):
             emb = (emb.view(b, f, -1) + self.frame_pos.weight[:f].to(emb.dtype)).reshape(b * f, -1)
         x = z_t.transpose(1, 2).reshape(b * f, c, h, w)  # (B*F, C, H, W): frames folded into the batch
         x = self.conv_in(x)
+        if self.coord_in is not None:
+            x = x + self.coord_in(pixel_coordinates(h, w, x.device, x.dtype))  # (1, ch0, H, W), broadcast over frames
         skips = [x]
         for block in self.down:
             x = self._run(block, x, emb, f, frame_mask) if isinstance(block, _Block) else block(x)
@@ -189,3 +204,11 @@ class UNet3D(nn.Module):
                 x = block(x)
         x = self.conv_out(F.silu(self.norm_out(x)))
         return x.reshape(b, f, -1, h, w).transpose(1, 2)  # (B, C_out, F, H, W)
+
+
+def pixel_coordinates(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:
+    """``(1, 2, h, w)``: each pixel's ``x`` (column) and ``y`` (row), linearly from -1 to 1 (pixel centres)."""
+    ys = torch.linspace(-1.0, 1.0, h, device=device, dtype=dtype)
+    xs = torch.linspace(-1.0, 1.0, w, device=device, dtype=dtype)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy])[None]

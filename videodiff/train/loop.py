@@ -49,7 +49,7 @@ __all__ = ["train", "TrainResult", "lr_at"]
 
 
 # Parameters a fine-tune may add to the network it starts from: zero-initialised, so the start is the same function.
-_NEW_ZERO_INIT = ("frame_pos.weight",)
+_NEW_ZERO_INIT = ("frame_pos.weight", "coord_in.weight", "coord_in.bias")
 
 
 def _init_from(model: torch.nn.Module, state: dict, source) -> list[str]:
