@@ -13,7 +13,11 @@ mean over all frames (all that a network that only knows relative frame position
 standard Moving MNIST settings and for ``directions=compass, start=behind``; and the fraction of frame-to-frame steps
 of the digit's centre of mass that go the captioned (initial) direction.
 
-    python benchmarks/caption_sensitivity.py moving-mnist runs/moving-mnist-pos [--clips 64] [--prior 3000]
+``--pooled`` prints, per model, how far apart the attention-pooled conditioning vectors c of "digit 4 moving
+<right|left|up|down>" are (Euclidean distance): a caption word the pooling maps close to another cannot steer the
+U-Net apart.
+
+    python benchmarks/caption_sensitivity.py moving-mnist runs/moving-mnist-pos [--clips 64] [--prior 3000] [--pooled]
 """
 
 from __future__ import annotations
@@ -81,12 +85,33 @@ def prior_gain(num: int, **options) -> dict:
             "direction, time-averaged": timeavg / x.numel(), "along": along}
 
 
+POOLED = ("right", "left", "up", "down")
+
+
+@torch.no_grad()
+def pooled_distances(model: str) -> torch.Tensor:
+    """``(4, 4)`` distances between the pooled c of "digit 4 moving <POOLED>" under ``model``'s pooling."""
+    m = load_model(model, device="cpu")
+    tc = text_condition(m.config, [f"digit 4 moving {d}" for d in POOLED])
+    c = m.denoiser.net.condition(tc["text_emb"], tc["text_mask"], None, m.config.data.num_frames)
+    return torch.cdist(c, c)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="*", help="shipped model names or run directories / checkpoints")
     p.add_argument("--clips", type=int, default=64)
     p.add_argument("--prior", type=int, default=0, metavar="N", help="also the prior-mean table on N clips")
+    p.add_argument("--pooled", action="store_true", help="only the distances between pooled direction captions")
     a = p.parse_args()
+    if a.pooled:
+        print("| model | right-left | up-down | right-up | right-down | left-up | left-down |")
+        print("|---|---|---|---|---|---|---|")
+        for model in a.models:
+            d = pooled_distances(model)
+            pairs = [(0, 1), (2, 3), (0, 2), (0, 3), (1, 2), (1, 3)]
+            print(f"| {model} | " + " | ".join(f"{d[i, j]:.2f}" for i, j in pairs) + " |")
+        return
     if a.prior:
         print("| data | steps along the caption | MSE around the overall mean | direction's frame-wise mean | "
               "direction's time-averaged mean |")

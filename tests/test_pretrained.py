@@ -100,21 +100,26 @@ def test_demo_page(tiny_text_run, tmp_path, capsys):
     torch.testing.assert_close(torch.load(demo / "videos.pt")["extend_gradient"], g)
 
 
-# The shipped model: on this exact test (10 prompts "digit d moving right", seed 0, DDIM 20 steps, w = 2) the digit
-# accuracy measured 0.9 and the direction accuracy 0.5 (docs/results.md has the 40-prompt tables); chance is 0.1 and
-# 0.125. The bounds leave room for a few videos to flip on another CPU's float rounding.
-SHIPPED_MIN_ACCURACY = 0.6
-SHIPPED_MIN_DIRECTION_ACCURACY = 0.3
+# The shipped model: on this exact test (10 prompts "digit d moving <right|up|left|down>", seed 0, DDIM 20 steps,
+# w = 2) the digit accuracy measured 1.0, the classifier's direction accuracy 1.0, and all 10 digits moved the
+# prompted way over frames 0-3 (centre of mass, by 4.5-5.6 px); docs/results.md has the 40-prompt tables. Chance:
+# 0.1, 0.125 and 0.5. The bounds leave room for a few videos to flip on another CPU's float rounding.
+SHIPPED_MIN_ACCURACY = 0.8
+SHIPPED_MIN_DIRECTION_ACCURACY = 0.7
+SHIPPED_MIN_MOVING_THE_PROMPTED_WAY = 0.9
+DIRECTION_VECTORS = {"right": (1.0, 0.0), "up": (0.0, -1.0), "left": (-1.0, 0.0), "down": (0.0, 1.0)}  # y down
 
 
 @needs_transformers
 def test_shipped_model_loads_samples_deterministically_and_draws_the_prompted_digits_moving():
+    from videodiff.data.moving_mnist import centre_of_mass
     from videodiff.metrics.classifier import digit_accuracy, direction_accuracy, load_classifier
 
     assert "moving-mnist" in pretrained.available_models()
     m = load_model("moving-mnist", device="cpu")
     assert m.config.text.enabled and m.config.data.num_frames == 16 and m.config.data.image_size == 32
-    prompts = [f"digit {d} moving right" for d in range(10)]
+    directions = [list(DIRECTION_VECTORS)[d % 4] for d in range(10)]
+    prompts = [f"digit {d} moving {x}" for d, x in enumerate(directions)]
     kw = dict(steps=20, sampler="ddim", seed=0, guidance=2.0)
     videos = sample_from_prompts(m.denoiser, m.config, prompts, 1, **kw)
     assert videos.shape == (10, 1, 16, 32, 32)
@@ -124,5 +129,9 @@ def test_shipped_model_loads_samples_deterministically_and_draws_the_prompted_di
     clf = load_classifier("moving-mnist-32")
     acc = digit_accuracy(videos, list(range(10)), clf)
     assert acc >= SHIPPED_MIN_ACCURACY, f"digit accuracy {acc:.2f} of the shipped model"
-    moving = direction_accuracy(videos, [[d] for d in range(10)], [["right"]] * 10, clf)
-    assert moving >= SHIPPED_MIN_DIRECTION_ACCURACY, f"direction accuracy {moving:.2f} of the shipped model"
+    classified = direction_accuracy(videos, [[d] for d in range(10)], [[x] for x in directions], clf)
+    assert classified >= SHIPPED_MIN_DIRECTION_ACCURACY, f"direction accuracy {classified:.2f} of the shipped model"
+    centre = centre_of_mass(videos, floor=-0.4)  # (10, F, 2); the first frames, before a digit can bounce
+    along = ((centre[:, 3] - centre[:, 0]) * torch.tensor([DIRECTION_VECTORS[x] for x in directions])).sum(-1)
+    moving = float((along > 0).float().mean())
+    assert moving >= SHIPPED_MIN_MOVING_THE_PROMPTED_WAY, f"{moving:.1f} of the digits move the prompted way"
