@@ -13,19 +13,25 @@ minus its frame minimum) should travel the prompted way from frame 0 to frame 15
 noise draws, the 12 prompts, no guidance) is printed next to the same quantity of the data's own mean clip per
 direction (``--clips`` training clips of the model's data settings): the target an optimal denoiser reaches.
 
+``--diagonals`` prompts the four diagonal directions (up-right, up-left, down-left, down-right) instead; the
+last column, the mean absolute angle between the velocity and the prompted direction, is the stricter check there.
+
     python benchmarks/motion_axes.py MODEL [W] [N]
     python benchmarks/motion_axes.py moving-mnist 2 4
+    python benchmarks/motion_axes.py --diagonals moving-mnist 2 4
     python benchmarks/motion_axes.py --xhat MODEL [MODEL ...]
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 import torch
 
 from videodiff.data import build_dataset
+from videodiff.data.moving_mnist import DIRECTIONS as COMPASS
 from videodiff.data.moving_mnist import centre_of_mass
 from videodiff.metrics.classifier import digit_accuracy, direction_accuracy, load_classifier
 from videodiff.pipeline import load_model, sample_from_prompts, text_condition
@@ -33,8 +39,15 @@ from videodiff.runtime import tune_malloc
 from videodiff.text import build_text_cache
 
 DIRECTIONS = ("right", "up", "left", "down")
+DIAGONALS = ("up-right", "up-left", "down-left", "down-right")
 DIGITS = (1, 4, 7)
 XHAT_LOGSNR = (-8.0, -5.0)
+
+
+def unit(name: str) -> torch.Tensor:
+    """Unit vector ``(x, y)`` of a compass direction in image coordinates (y down)."""
+    angle = COMPASS.index(name) * math.pi / 4
+    return torch.tensor([math.cos(angle), -math.sin(angle)])
 
 
 def travel(mean_video: torch.Tensor) -> torch.Tensor:
@@ -91,29 +104,34 @@ def main() -> None:
     tune_malloc()
     if sys.argv[1] == "--xhat":
         return xhat_table(sys.argv[2:], clips=2000)
-    model, w = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    args = sys.argv[1:]
+    directions = DIAGONALS if "--diagonals" in args else DIRECTIONS
+    args = [a for a in args if a != "--diagonals"]
+    model, w = args[0], float(args[1]) if len(args) > 1 else 2.0
+    n = int(args[2]) if len(args) > 2 else 4
     m = load_model(model, device="cpu")
-    prompts = [f"digit {d} moving {x}" for d in DIGITS for x in DIRECTIONS]
+    prompts = [f"digit {d} moving {x}" for d in DIGITS for x in directions]
     t0 = time.perf_counter()
     videos = sample_from_prompts(m.denoiser, m.config, prompts, n, guidance=w, cache=build_text_cache(m.config.text),
                                  steps=20, sampler="dpmpp2m", seed=0, batch_size=24)
     centre = centre_of_mass(videos, floor=-0.4)  # ignore faint haze in generated frames
-    velocity = ((centre[:, 3] - centre[:, 0]) / 3).view(len(DIGITS), len(DIRECTIONS), n, 2)
+    velocity = ((centre[:, 3] - centre[:, 0]) / 3).view(len(DIGITS), len(directions), n, 2)
     clf = load_classifier("moving-mnist-32")
-    labels = [[d] for d in DIGITS for _ in DIRECTIONS for _ in range(n)]
-    dirs = [[x] for _ in DIGITS for x in DIRECTIONS for _ in range(n)]
+    labels = [[d] for d in DIGITS for _ in directions for _ in range(n)]
+    dirs = [[x] for _ in DIGITS for x in directions for _ in range(n)]
     print(f"{model}, w = {w:g}, {len(videos)} videos ({time.perf_counter() - t0:.0f} s): classifier direction accuracy "
           f"{direction_accuracy(videos, labels, dirs, clf):.3f}, digit accuracy "
           f"{digit_accuracy(videos, [lab[0] for lab in labels], clf):.3f}")
-    print("| prompt | mean vx ± sd (px/frame) | mean vy ± sd | share moving along the prompt |")
-    print("|---|---|---|---|")
-    for j, name in enumerate(DIRECTIONS):
+    print("| prompt | mean vx ± sd (px/frame) | mean vy ± sd | share moving along the prompt | mean angle error |")
+    print("|---|---|---|---|---|")
+    for j, name in enumerate(directions):
         v = velocity[:, j].reshape(-1, 2)
-        axis = torch.tensor({"right": (1.0, 0.0), "up": (0.0, -1.0), "left": (-1.0, 0.0), "down": (0.0, 1.0)}[name])
+        axis = unit(name)
         along = float(((v @ axis) > 0).float().mean())
+        cos = (v @ axis) / v.norm(dim=1).clamp_min(1e-6)
+        angle = float(torch.rad2deg(torch.acos(cos.clamp(-1, 1))).mean())
         print(f"| {name} | {v[:, 0].mean():+.2f} ± {v[:, 0].std():.2f} | {v[:, 1].mean():+.2f} ± {v[:, 1].std():.2f} | "
-              f"{along:.2f} |")
+              f"{along:.2f} | {angle:.0f}° |")
 
 
 if __name__ == "__main__":
