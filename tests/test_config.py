@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from videodiff.config import ExperimentConfig, config_to_dict, config_from_dict, load_config
@@ -42,3 +44,10 @@ def test_shipped_configs_load():
     for name in ("moving_mnist_tiny", "moving_mnist_16x64x64", "moving_mnist_text"):
         cfg = load_config(f"configs/{name}.yaml")
         assert cfg.name == name
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_round_trips(path):
+    cfg = load_config(path, [])
+    assert cfg.train.steps > 0 and cfg.data.num_frames > 0
+    assert config_to_dict(config_from_dict(ExperimentConfig, config_to_dict(cfg))) == config_to_dict(cfg)
