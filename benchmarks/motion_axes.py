@@ -11,7 +11,7 @@ classifier's direction and digit accuracy of the same videos.
 x-hat is nearly the prior mean E[x | caption] (exactly so as log-SNR -> -inf), whose centre of mass (weights x-hat
 minus its frame minimum) should travel the prompted way from frame 0 to frame 15. The model's x-hat (mean over 8
 noise draws, the 12 prompts, no guidance) is printed next to the same quantity of the data's own mean clip per
-direction (``--clips`` training clips of the model's data settings): the target an optimal denoiser reaches.
+direction (2000 training clips of the model's data settings): the target an optimal denoiser reaches.
 
 ``--diagonals`` prompts the four diagonal directions (up-right, up-left, down-left, down-right) instead; the
 last column, the mean absolute angle between the velocity and the prompted direction, is the stricter check there.
@@ -24,15 +24,13 @@ last column, the mean absolute angle between the velocity and the prompted direc
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 
 import torch
 
 from videodiff.data import build_dataset
-from videodiff.data.moving_mnist import DIRECTIONS as COMPASS
-from videodiff.data.moving_mnist import centre_of_mass
+from videodiff.data.moving_mnist import centre_of_mass, direction_vector
 from videodiff.metrics.classifier import digit_accuracy, direction_accuracy, load_classifier
 from videodiff.pipeline import load_model, sample_from_prompts, text_condition
 from videodiff.runtime import tune_malloc
@@ -42,12 +40,6 @@ DIRECTIONS = ("right", "up", "left", "down")
 DIAGONALS = ("up-right", "up-left", "down-left", "down-right")
 DIGITS = (1, 4, 7)
 XHAT_LOGSNR = (-8.0, -5.0)
-
-
-def unit(name: str) -> torch.Tensor:
-    """Unit vector ``(x, y)`` of a compass direction in image coordinates (y down)."""
-    angle = COMPASS.index(name) * math.pi / 4
-    return torch.tensor([math.cos(angle), -math.sin(angle)])
 
 
 def travel(mean_video: torch.Tensor) -> torch.Tensor:
@@ -71,9 +63,9 @@ def data_travel(cfg, clips: int) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def model_travel(model: str, logsnr: float, draws: int = 8) -> dict[str, torch.Tensor]:
-    """``travel`` of the model's x-hat at ``logsnr`` (mean over ``draws`` noises and the digits) per direction."""
-    m = load_model(model, device="cpu")
+def model_travel(m, logsnr: float, draws: int = 8) -> dict[str, torch.Tensor]:
+    """``travel`` of the loaded model ``m``'s x-hat at ``logsnr`` (mean over ``draws`` noises and the digits) per
+    direction."""
     cfg = m.config
     tc = text_condition(cfg, [f"digit {d} moving {x}" for d in DIGITS for x in DIRECTIONS])
     z = torch.randn(draws, cfg.data.channels, cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size,
@@ -91,8 +83,9 @@ def model_travel(model: str, logsnr: float, draws: int = 8) -> dict[str, torch.T
 def xhat_table(models: list[str], clips: int) -> None:
     print("| source | log-SNR | right: dx | left: dx | down: dy | up: dy |")
     print("|---|---|---|---|---|---|")
-    rows = [("data: mean clip per direction", "-inf", data_travel(load_model(models[0], device="cpu").config, clips))]
-    rows += [(model, f"{lam:g}", model_travel(model, lam)) for model in models for lam in XHAT_LOGSNR]
+    loaded = {model: load_model(model, device="cpu") for model in models}
+    rows = [("data: mean clip per direction", "-inf", data_travel(loaded[models[0]].config, clips))]
+    rows += [(model, f"{lam:g}", model_travel(m, lam)) for model, m in loaded.items() for lam in XHAT_LOGSNR]
     for name, lam, t in rows:
         print(f"| {name} | {lam} | {t['right'][0]:+.2f} | {t['left'][0]:+.2f} | {t['down'][1]:+.2f} | "
               f"{t['up'][1]:+.2f} |")
@@ -126,7 +119,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for j, name in enumerate(directions):
         v = velocity[:, j].reshape(-1, 2)
-        axis = unit(name)
+        axis = torch.tensor(direction_vector(name))
         along = float(((v @ axis) > 0).float().mean())
         cos = (v @ axis) / v.norm(dim=1).clamp_min(1e-6)
         angle = float(torch.rad2deg(torch.acos(cos.clamp(-1, 1))).mean())

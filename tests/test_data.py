@@ -1,6 +1,7 @@
 """videodiff.data: Moving MNIST from real digits, video folders over real clips, config checks."""
 
 import importlib.util
+import math
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 
 from videodiff.data import DataConfig, build_dataset, collate_clips
 from videodiff.data import mnist as mnist_mod
-from videodiff.data.moving_mnist import DIRECTIONS, bounce, centre_of_mass, direction_name
+from videodiff.data.moving_mnist import DIRECTIONS, bounce, centre_of_mass, direction_name, direction_vector
 from videodiff.data.transforms import frames_to_clip
 from videodiff.io import VideoReadError, read_video, write_video
 
@@ -123,6 +124,12 @@ def test_bouncing_keeps_digits_inside_the_frame():
 def test_direction_names():
     assert direction_name(1, 0) == "right" and direction_name(0, -2) == "up"
     assert direction_name(-1, 1) == "down-left" and direction_name(1, -1.1) == "up-right"
+    for name in DIRECTIONS:  # direction_vector is the inverse: unit length, y down
+        vx, vy = direction_vector(name)
+        assert direction_name(vx, vy) == name and abs(math.hypot(vx, vy) - 1) < 1e-12
+    assert direction_vector("up") == pytest.approx((0.0, -1.0))
+    with pytest.raises(ValueError, match="unknown direction 'sideways'"):
+        direction_vector("sideways")
 
 
 def _centre_steps(item) -> np.ndarray:

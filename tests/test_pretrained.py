@@ -107,18 +107,17 @@ def test_demo_page(tiny_text_run, tmp_path, capsys):
 SHIPPED_MIN_ACCURACY = 0.8
 SHIPPED_MIN_DIRECTION_ACCURACY = 0.7
 SHIPPED_MIN_MOVING_THE_PROMPTED_WAY = 0.9
-DIRECTION_VECTORS = {"right": (1.0, 0.0), "up": (0.0, -1.0), "left": (-1.0, 0.0), "down": (0.0, 1.0)}  # y down
 
 
 @needs_transformers
 def test_shipped_model_loads_samples_deterministically_and_draws_the_prompted_digits_moving():
-    from videodiff.data.moving_mnist import centre_of_mass
+    from videodiff.data.moving_mnist import centre_of_mass, direction_vector
     from videodiff.metrics.classifier import digit_accuracy, direction_accuracy, load_classifier
 
     assert "moving-mnist" in pretrained.available_models()
     m = load_model("moving-mnist", device="cpu")
     assert m.config.text.enabled and m.config.data.num_frames == 16 and m.config.data.image_size == 32
-    directions = [list(DIRECTION_VECTORS)[d % 4] for d in range(10)]
+    directions = [("right", "up", "left", "down")[d % 4] for d in range(10)]
     prompts = [f"digit {d} moving {x}" for d, x in enumerate(directions)]
     kw = dict(steps=20, sampler="ddim", seed=0, guidance=2.0)
     videos = sample_from_prompts(m.denoiser, m.config, prompts, 1, **kw)
@@ -132,6 +131,6 @@ def test_shipped_model_loads_samples_deterministically_and_draws_the_prompted_di
     classified = direction_accuracy(videos, [[d] for d in range(10)], [[x] for x in directions], clf)
     assert classified >= SHIPPED_MIN_DIRECTION_ACCURACY, f"direction accuracy {classified:.2f} of the shipped model"
     centre = centre_of_mass(videos, floor=-0.4)  # (10, F, 2); the first frames, before a digit can bounce
-    along = ((centre[:, 3] - centre[:, 0]) * torch.tensor([DIRECTION_VECTORS[x] for x in directions])).sum(-1)
+    along = ((centre[:, 3] - centre[:, 0]) * torch.tensor([direction_vector(x) for x in directions])).sum(-1)
     moving = float((along > 0).float().mean())
     assert moving >= SHIPPED_MIN_MOVING_THE_PROMPTED_WAY, f"{moving:.1f} of the digits move the prompted way"

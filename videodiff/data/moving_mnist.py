@@ -37,6 +37,15 @@ def direction_name(vx: float, vy: float) -> str:
     return DIRECTIONS[round(angle / (math.pi / 4)) % 8]
 
 
+def direction_vector(name: str) -> tuple[float, float]:
+    """Unit velocity ``(x, y)`` in image coordinates (y points down) of a compass name: the inverse of
+    :func:`direction_name` (``"up"`` -> ``(0, -1)``)."""
+    if name not in DIRECTIONS:
+        raise ValueError(f"unknown direction {name!r}; expected one of {DIRECTIONS}")
+    angle = DIRECTIONS.index(name) * math.pi / 4
+    return math.cos(angle), -math.sin(angle)
+
+
 def centre_of_mass(videos: torch.Tensor, floor: float = -1.0) -> torch.Tensor:
     """Centre ``(x, y)`` (pixels, y down) of each frame's brightness: ``(N, C, F, H, W)`` in [-1, 1] -> ``(N, F, 2)``.
     Pixels of the first channel are weighted by ``value + 1`` (clamped to [-1, 1] first); those not brighter than
