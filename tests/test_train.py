@@ -109,6 +109,16 @@ def test_cli_train_then_sample_is_seeded(tmp_path, capsys):
     a, b = (torch.load(p.with_suffix(".pt")) for p in paths)
     assert a.shape == (2, 1, 4, 16, 16)
     torch.testing.assert_close(a, b)
+    capsys.readouterr()
+    for prec in ("fp32", "bf16"):  # --precision reaches the network and is reported
+        p = tmp_path / f"{prec}.gif"
+        assert main(["sample", "--checkpoint", str(tmp_path / "run"), "--num", "2", "--steps", "3", "--sampler",
+                     "ddim", "--seed", "5", "--precision", prec, "--save-tensor", "--out", str(p)]) == 0
+        assert f"({prec})" in capsys.readouterr().out
+    a, b = (torch.load((tmp_path / f"{prec}.pt")) for prec in ("fp32", "bf16"))
+    assert 0 < (a - b).abs().max() < 0.1  # the same noise; bf16 rounding only
+    with pytest.raises(SystemExit, match="2"):  # argparse names the choices
+        main(["sample", "--checkpoint", str(tmp_path / "run"), "--precision", "fp16", "--out", str(p)])
 
 
 def test_cli_reports_bad_input_clearly(tmp_path, capsys):

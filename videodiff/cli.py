@@ -8,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main"]
+from .cli_common import add_precision_args
+
+__all__ = ["main", "add_precision_args"]
 
 VIDEO_EXTS = (".mp4", ".gif", ".png")
 
@@ -30,12 +32,14 @@ def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "run direc
 
 
 def load_model_arg(args):
-    """The model named by :func:`add_model_args`' options (EMA weights unless ``--no-ema``)."""
+    """The model named by :func:`add_model_args`' options (EMA weights unless ``--no-ema``), in the precision of
+    :func:`add_precision_args`' options."""
     from .pipeline import load_model
 
+    kw = dict(ema=not args.no_ema, device=args.device, precision=args.precision, compile=args.compile)
     if args.model is not None:
-        return load_model(args.model, ema=not args.no_ema, device=args.device, pretrained=True)
-    return load_model(args.checkpoint, ema=not args.no_ema, device=args.device, pretrained=False)
+        return load_model(args.model, pretrained=True, **kw)
+    return load_model(args.checkpoint, pretrained=False, **kw)
 
 
 def check_sampler_flags(args, sampler: str) -> None:
@@ -102,7 +106,7 @@ def _cmd_sample(args) -> int:
     if args.save_tensor:
         torch.save(videos, out.with_suffix(".pt"))
     print(f"sampled {len(videos)} videos {tuple(videos.shape[1:])} from {loaded.path} (step {loaded.step}) "
-          f"in {dt:.1f} s -> {out}")
+          f"in {dt:.1f} s ({loaded.precision}) -> {out}")
     for i, prompt in enumerate(args.prompt or []):
         print(f"  row {i}: {prompt!r} (guidance w={w:g})")
     return 0
@@ -146,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    add_precision_args(p)
     p.add_argument("--save-tensor", action="store_true", help="also save the videos as a .pt tensor beside --out")
     p.add_argument("--out", required=True, type=Path, help="output .mp4, .gif or .png (frame strip)")
     p.set_defaults(func=_cmd_sample)

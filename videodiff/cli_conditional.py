@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .cli import add_model_args, check_out, check_sampler_flags, load_model_arg
+from .cli_common import add_precision_args
 
 __all__ = ["add_subcommands", "main"]
 
@@ -29,6 +30,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    add_precision_args(p)
 
 
 def _add_method_args(p: argparse.ArgumentParser, methods: bool = True) -> None:
@@ -134,7 +136,7 @@ def _check_input(path: Path | None) -> None:
 def _load(path: Path, args):
     from .pipeline import load_model
 
-    return load_model(path, ema=not args.no_ema, device=args.device)
+    return load_model(path, ema=not args.no_ema, device=args.device, precision=args.precision, compile=args.compile)
 
 
 def _read_input(path: Path, *, channels: int, size: int | None, step: int = 1, max_frames: int | None = None):

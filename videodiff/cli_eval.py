@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from .cli_common import add_precision_args
+
 __all__ = ["add_subcommands", "main"]
 
 
@@ -56,7 +58,8 @@ def _cmd_eval(args) -> int:
         if args.fake is not None:
             raise ValueError("--checkpoint samples the fake set itself: give --fake or --checkpoint, not both")
         results = evaluate_checkpoint(args.checkpoint, real=args.real, steps=args.steps, sampler=args.sampler,
-                                      seed=args.seed, save_samples=args.save_samples, **grid, **common)
+                                      seed=args.seed, save_samples=args.save_samples, precision=args.precision,
+                                      compile=args.compile, **grid, **common)
     else:
         if args.real is None or args.fake is None:
             raise ValueError("give --real PATH and --fake PATH (or --checkpoint CKPT to sample the fake set)")
@@ -99,6 +102,7 @@ def add_subcommands(sub) -> None:
                    help="with --checkpoint")
     p.add_argument("--seed", type=int, default=0, help="with --checkpoint: sampling seed")
     p.add_argument("--save-samples", type=Path, default=None, help="with --checkpoint: save the samples (.pt)")
+    add_precision_args(p)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--cache-dir", type=Path, default=None, help="cache I3D features here (.npz keyed by content)")
     p.add_argument("--device", default="auto")

@@ -10,6 +10,8 @@ import shlex
 import time
 from pathlib import Path
 
+from .cli_common import add_precision_args
+
 __all__ = ["add_subcommands"]
 
 
@@ -19,7 +21,8 @@ def _cmd_demo(args) -> int:
     defaults = DemoConfig()
     cfg = DemoConfig(model=args.model, prompts=tuple(args.prompt or defaults.prompts),
                      weights=tuple(args.weights or defaults.weights), sampler=args.sampler, steps=args.steps,
-                     extend_frames=args.frames, seed=args.seed, device=args.device)
+                     extend_frames=args.frames, seed=args.seed, device=args.device,
+                     precision=args.precision or defaults.precision, compile=bool(args.compile))
     if cfg.extend_frames < 1 or cfg.steps < 1:
         raise ValueError("--frames and --steps must be >= 1")
     t0 = time.perf_counter()
@@ -60,6 +63,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--frames", type=int, default=64, help="length of the extended video (default 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    add_precision_args(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
 

@@ -20,6 +20,7 @@ import yaml
 from .data import DataConfig
 from .denoiser import PARAMETERIZATIONS
 from .nn.unet3d import UNetConfig
+from .precision import PRECISIONS
 from .sampling import SAMPLERS
 from .schedule import ScheduleConfig
 from .text.config import TextConfig
@@ -50,6 +51,11 @@ class DiffusionConfig:
             raise ValueError(f"diffusion.parameterization must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}")
 
 
+def _check_precision(group: str, value: str) -> None:
+    if value not in PRECISIONS:
+        raise ValueError(f"{group}.precision must be one of {' | '.join(PRECISIONS)}, got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     steps: int = 1000
@@ -64,7 +70,11 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    amp: str = "none"  # "none" | "bf16" (autocast, CUDA only)
+    # "auto" | "fp32" | "bf16" (autocast; videodiff/precision.py). auto: bf16 where the device has native bf16 (CUDA
+    # with bf16, CPUs with AMX / AVX512-BF16), else fp32. Parameters, optimizer state, EMA and the loss stay fp32.
+    precision: str = "auto"
+    compile: bool = False  # torch.compile the U-Net (the first step compiles: minutes on a 2-core CPU)
+    amp: str = "none"  # deprecated, kept so that older configs load: "bf16" means precision "bf16"
     log_every: int = 10
     sample_every: int = 0  # write a sample grid every N steps (0: only at the end)
     ckpt_every: int = 500  # write a checkpoint every N steps (and always at the end)
@@ -82,8 +92,14 @@ class TrainConfig:
         if self.batch_size % self.grad_accum:
             raise ValueError(f"train.batch_size ({self.batch_size}) must be divisible by train.grad_accum "
                              f"({self.grad_accum}) (and by the number of processes)")
+        _check_precision("train", self.precision)
         if self.amp not in ("none", "bf16"):
-            raise ValueError(f"train.amp must be 'none' or 'bf16', got {self.amp!r}")
+            raise ValueError(f"train.amp must be 'none' or 'bf16' (it is replaced by train.precision: "
+                             f"{' | '.join(PRECISIONS)}), got {self.amp!r}")
+        if self.amp == "bf16":  # the old key: keep its meaning, refuse a contradiction
+            if self.precision == "fp32":
+                raise ValueError("train.amp=bf16 contradicts train.precision=fp32; set only train.precision")
+            self.precision = "bf16"
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 
@@ -99,8 +115,11 @@ class SampleConfig:
     clip_x: bool = True  # clamp x_hat to the data range [-1, 1]
     fps: int = 8
     guidance: float = 0.0  # classifier-free guidance weight w of eq. (5) for text-conditioned previews
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" for the network while sampling (as train.precision)
+    compile: bool = False  # torch.compile the U-Net for sampling (pays off over many sampling steps)
 
     def __post_init__(self) -> None:
+        _check_precision("sample", self.precision)
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sample.sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}")
         if self.steps < 1:

@@ -36,6 +36,8 @@ class DemoConfig:
     scale: int = 3  # nearest-neighbour upscaling of the written GIFs, so 32x32 frames are visible
     fps: int = 8
     device: str = "cpu"
+    precision: str = "auto"  # auto | fp32 | bf16 (videodiff/precision.py): bf16 where the CPU has native bf16
+    compile: bool = False
     methods: tuple[str, ...] = field(default=("gradient", "replacement"))
 
 
@@ -61,7 +63,7 @@ def _page(cfg: DemoConfig, cells: list[list[str]], ext: dict[str, str], info: di
 code{{background:#eee}}</style>
 <h1>videodiff demo: model <code>{esc(info['model'])}</code> (step {info['step']})</h1>
 <p>Made by <code>{esc(info['command'])}</code> in {info['seconds']:.0f} s on {esc(info['device'])}
-({cfg.sampler}, {cfg.steps} steps per block). Paper: Video Diffusion Models (Ho, Salimans et al. 2022).</p>
+({info['precision']}, {cfg.sampler}, {cfg.steps} steps per block). Paper: Video Diffusion Models (Ho, Salimans et al. 2022).</p>
 <h2>Text to video with classifier-free guidance (eq. 5)</h2>
 <p>Each column uses the same noise; only the guidance weight w differs (w = 0: the plain conditional model).</p>
 <table><tr><th>prompt</th>{head}</tr>{rows}</table>
@@ -102,7 +104,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    loaded = load_model(cfg.model, device=cfg.device)
+    loaded = load_model(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
     mcfg, den = loaded.config, loaded.denoiser
     cache = build_text_cache(mcfg.text)
     timings = {"load": time.perf_counter() - t_start}
@@ -136,7 +138,8 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
         timings[f"extend_{method}"] = time.perf_counter() - t0
         ext_files[method] = _gif(extended[method], out / f"extend_{method}.gif", cfg)
     Image.fromarray(_summary(t2v, extended, block)).save(out / "summary.png")
-    info = {"model": cfg.model, "step": loaded.step, "command": command, "device": cfg.device, "block": block,
+    info = {"model": cfg.model, "step": loaded.step, "command": command, "device": cfg.device,
+            "precision": loaded.precision, "block": block,
             "context": context, "seconds": time.perf_counter() - t_start,
             "timings": {k: round(v, 1) for k, v in timings.items()}}
     (out / "index.html").write_text(_page(cfg, cells, ext_files, info))

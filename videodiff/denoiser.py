@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .diffusion import x_from_eps, x_from_v
+from .precision import autocast
 
 __all__ = ["Denoise", "Denoiser", "PARAMETERIZATIONS"]
 
@@ -34,19 +35,26 @@ class Denoiser(nn.Module):
         parameterization: ``"eps"`` or ``"v"``: what the network's output means.
         clip_x: clamp ``x_hat`` to ``[-1, 1]`` (data range) when sampling; the ``eps`` implied by a sampler is then
             recomputed from the clipped ``x_hat``, as is standard for pixel-space diffusion.
+        autocast_dtype: run the network under ``torch.autocast`` in this dtype (``torch.bfloat16``; see
+            :mod:`videodiff.precision`); None (default): fp32. The network's output is cast back to fp32 before
+            ``x_hat`` is formed, so everything after the network (eq. 3-7) runs in fp32.
     """
 
-    def __init__(self, net: nn.Module | Callable[..., Tensor], parameterization: str = "eps", clip_x: bool = True):
+    def __init__(self, net: nn.Module | Callable[..., Tensor], parameterization: str = "eps", clip_x: bool = True,
+                 autocast_dtype: torch.dtype | None = None):
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
         self.net = net
         self.parameterization = parameterization
         self.clip_x = clip_x
+        self.autocast_dtype = autocast_dtype
 
     def forward(self, z_t: Tensor, logsnr: Tensor, **kwargs) -> Tensor:
         logsnr = torch.as_tensor(logsnr, dtype=torch.float32, device=z_t.device).expand(z_t.shape[0])
-        out = self.net(z_t, logsnr, **kwargs)
+        with autocast(z_t.device, self.autocast_dtype):
+            out = self.net(z_t, logsnr, **kwargs)
+        out = out.to(z_t.dtype)
         if self.parameterization == "eps":
             x_hat = x_from_eps(z_t, out, logsnr)
         else:

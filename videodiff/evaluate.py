@@ -166,13 +166,14 @@ def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None
 def evaluate_checkpoint(checkpoint, metrics=("fvd", "cfvd"), *, real=None, num: int = 256, steps=None,
                         sampler=None, seed: int = 0, frames=None, save_samples=None, grid_rows=None,
                         grid_cols=None, batch_size: int = 16, device: str = "auto", progress: bool = False,
-                        **kw) -> dict:
+                        precision: str | None = None, compile: bool | None = None, **kw) -> dict:
     """Sample ``num`` videos from a checkpoint and evaluate them against ``real`` (a path) or, by default,
-    the first ``num`` clips of the held-out (test) split of the checkpoint's data config."""
+    the first ``num`` clips of the held-out (test) split of the checkpoint's data config. ``precision`` and
+    ``compile``: as :func:`videodiff.pipeline.load_model` (recorded with the samples)."""
     from .pipeline import load_model, sample_videos
 
     metrics = _check_metrics(metrics)
-    loaded = load_model(checkpoint, device=device)
+    loaded = load_model(checkpoint, device=device, precision=precision, compile=compile)
     cfg = loaded.config
     if real is not None:
         r = load_video_set(real, frames=frames, num=num, grid_rows=grid_rows, grid_cols=grid_cols, what="--real",
@@ -192,7 +193,7 @@ def evaluate_checkpoint(checkpoint, metrics=("fvd", "cfvd"), *, real=None, num: 
     fv = fv[:, :frames] if frames is not None else fv
     f = VideoSet(fv, f"samples of {loaded.path}", {
         "kind": "checkpoint samples", "checkpoint": str(loaded.path), "step": loaded.step, "seed": seed,
-        "sampler": sampler or cfg.sample.sampler, "steps": steps or cfg.sample.steps,
+        "sampler": sampler or cfg.sample.sampler, "steps": steps or cfg.sample.steps, "precision": loaded.precision,
         "saved_to": None if save_samples is None else str(save_samples)})
     res = compute_metrics(r.videos, f.videos, metrics, batch_size=batch_size, device=device, progress=progress, **kw)
     return {**_header(r, f), "metrics": res}

@@ -11,6 +11,7 @@ import torch
 from .config import ExperimentConfig, config_from_dict
 from .denoiser import Denoiser
 from .nn import UNet3D
+from .precision import compile_network, precision_name, prepare_network, resolve_precision
 from .sampling import sample, sampler_options
 from .checkpoint import load_checkpoint
 
@@ -46,16 +47,23 @@ class LoadedModel:
     config: ExperimentConfig
     step: int
     path: Path
+    precision: str = "fp32"  # what the denoiser runs in: "fp32" or "bf16" (resolved from load_model's precision)
 
 
 def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto",
-               pretrained: bool | None = None) -> LoadedModel:
+               pretrained: bool | None = None, precision: str | None = None,
+               compile: bool | None = None) -> LoadedModel:
     """Load a trained denoiser (EMA weights by default) from a checkpoint or run directory, or a shipped model by
     name (e.g. ``"moving-mnist"``, see :mod:`videodiff.pretrained`; shipped models carry EMA weights only).
-    ``pretrained``: True forces a shipped name, False a path; None decides (an existing path wins)."""
+    ``pretrained``: True forces a shipped name, False a path; None decides (an existing path wins).
+    ``precision`` (``auto | fp32 | bf16``, :mod:`videodiff.precision`; None: the run's ``sample.precision``,
+    ``auto`` unless the run set it): the network runs under bf16 autocast where it resolves to bf16 (``auto``: where
+    the device has native bf16); ``compile`` (None: the run's ``sample.compile``): ``torch.compile`` the U-Net."""
     from .pretrained import is_model_name, load_pretrained
 
     dev = pick_device(device)
+    if precision is not None:
+        resolve_precision(precision, dev)  # validates the name before any loading
     if pretrained or (pretrained is None and is_model_name(checkpoint)):
         if not ema:
             raise ValueError(f"shipped model {checkpoint!r} has EMA weights only; drop --no-ema")
@@ -66,8 +74,12 @@ def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto"
     net = build_model(cfg).to(dev)
     net.load_state_dict(ckpt["ema" if ema else "model"])
     net.eval().requires_grad_(False)
-    den = Denoiser(net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x)
-    return LoadedModel(den, cfg, ckpt["step"], ckpt["path"])
+    dtype = resolve_precision(precision or cfg.sample.precision, dev)
+    prepare_network(net, dtype)
+    if cfg.sample.compile if compile is None else compile:
+        compile_network(net)
+    den = Denoiser(net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x, autocast_dtype=dtype)
+    return LoadedModel(den, cfg, ckpt["step"], ckpt["path"], precision_name(dtype))
 
 
 @torch.no_grad()

@@ -78,12 +78,7 @@ def matmul_flops_per_s(device: torch.device, dtype: torch.dtype = torch.float32,
 
 
 def has_fast_bf16(device: torch.device) -> bool:
-    """bf16 matmul in hardware: CUDA with bf16 support, or a CPU with AVX512-BF16 / AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """bf16 matmul in hardware (:func:`videodiff.precision.has_native_bf16`)."""
+    from ..precision import has_native_bf16
+
+    return has_native_bf16(device)

@@ -1,14 +1,16 @@
 """One measurement, run in its own process so that its peak memory is its own.
 
 ``python -m videodiff.bench.measure '<json spec>'`` prints one JSON line. A spec names the implementation (``ours``
-or ``port``), a model shape from :data:`MODELS`, the device and the levers (``compile``, ``channels_last``,
-``checkpointing``, ``amp``). Both implementations are driven by the same code: the same random video, the same
-eq. (2) loss (squared error of the predicted noise), AdamW, and the same timing loop.
+or ``port``), a model shape from :data:`MODELS`, the device, the ``precision`` (``auto | fp32 | bf16``, as
+:mod:`videodiff.precision` resolves it) and the levers (``compile``, ``channels_last``, ``checkpointing``). Both
+implementations are driven by the same code: the same random video, the same eq. (2) loss (squared error of the
+predicted noise, reduced in fp32), the fused AdamW kernel, bf16 autocast when the precision is bf16, and the same
+timing loop. ``channels_last`` None (default) puts our U-Net in the memory format the library uses for that
+precision (:func:`videodiff.precision.prepare_network`); True / False force it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import resource
 import statistics
@@ -17,6 +19,7 @@ import time
 
 import torch
 
+from ..precision import autocast as autocast_ctx, precision_name, prepare_network, resolve_precision
 from .flops import count_flops, has_fast_bf16, matmul_flops_per_s, sync
 from .options import MODELS
 
@@ -74,6 +77,13 @@ def _set_checkpointing(net: torch.nn.Module, on: bool) -> None:
         net.cfg.gradient_checkpointing = on
 
 
+def spec_precision(spec: dict) -> str:
+    """The spec's precision name; the older ``amp`` key (``none`` / ``bf16``) still reads."""
+    if "precision" in spec:
+        return spec["precision"]
+    return "bf16" if spec.get("amp") == "bf16" else "fp32"
+
+
 def measure(spec: dict) -> dict:
     """Measure one (implementation, model, levers) combination; see the module docstring for ``spec``."""
     from ..losses import diffusion_loss
@@ -82,7 +92,7 @@ def measure(spec: dict) -> dict:
     device = torch.device(spec.get("device", "cpu"))
     batch = spec.get("batch") or model.get("batch", 1)
     warmup, repeats = spec.get("warmup", 1), spec.get("repeats", 2)
-    amp = spec.get("amp", "none")
+    dtype = resolve_precision(spec_precision(spec), device)
     torch.manual_seed(0)
     n = spec.get("matmul_n", 2048)
     peak_fp32 = matmul_flops_per_s(device, n=n)  # this process, just before its own timings
@@ -90,9 +100,16 @@ def measure(spec: dict) -> dict:
     net = _build(spec, model).to(device)
     if spec["impl"] == "port" and (spec.get("checkpointing") or spec.get("channels_last")):
         raise ValueError("the port has no gradient checkpointing; channels-last is measured for ours only")
-    if spec.get("channels_last"):
+    cl = spec.get("channels_last")
+    if cl == "flip":  # the opposite of the library's choice for this precision and device
+        cl = not (dtype is not None and device.type == "cpu")
+    if cl is None and spec["impl"] == "ours":
+        prepare_network(net, dtype)  # what the library does: channels-last for bf16 on the CPU
+    elif cl:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+                        and not p.is_contiguous() for p in net.parameters())
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=device.type in ("cpu", "cuda"))
     c, f, s = model["channels"], model["frames"], model["size"]
     x = torch.randn(batch, c, f, s, s, device=device)
     logsnr, eps = torch.randn(batch, device=device), torch.randn_like(x)
@@ -102,7 +119,9 @@ def measure(spec: dict) -> dict:
     else:
         raw = net
     fwd = torch.compile(raw) if spec.get("compile") else raw
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext)
+
+    def autocast():
+        return autocast_ctx(device, dtype)  # a fresh context each time (bf16, or a no-op for fp32)
 
     def loss(f_net) -> torch.Tensor:
         with autocast():
@@ -118,8 +137,8 @@ def measure(spec: dict) -> dict:
             fwd(torch.randn_like(x), logsnr)
 
     out = dict(impl=spec["impl"], model=spec["model"], batch=batch, frames=f, size=s, channels=c,
-               device=str(device), amp=amp, compile=bool(spec.get("compile")),
-               channels_last=bool(spec.get("channels_last")), checkpointing=bool(spec.get("checkpointing")),
+               device=str(device), precision=precision_name(dtype), compile=bool(spec.get("compile")),
+               channels_last=channels_last, checkpointing=bool(spec.get("checkpointing")),
                params_M=sum(p.numel() for p in net.parameters()) / 1e6, torch=torch.__version__,
                threads=torch.get_num_threads(), matmul_fp32_gflops=peak_fp32 / 1e9,
                matmul_bf16_gflops=peak_bf16 / 1e9 if peak_bf16 else None, warmup=warmup, repeats=repeats)
@@ -145,7 +164,7 @@ def measure(spec: dict) -> dict:
         out["train_first_call_s"] = time.perf_counter() - t
         times = _times(train_step, max(warmup - 1, 0), repeats, device)
         out.update(train_times_s=times, train_s=statistics.median(times), train_mem_GB=_peak_mem_bytes(device) / 1e9)
-    peak = peak_bf16 if (amp == "bf16" and peak_bf16) else peak_fp32
+    peak = peak_bf16 if (dtype is not None and peak_bf16) else peak_fp32
     for phase in ("train", "sample"):
         if f"{phase}_s" in out:
             rate = out[f"{phase}_gflop"] * 1e9 / out[f"{phase}_s"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..precision import PRECISIONS
+
 __all__ = ["MODELS", "DEFAULT_MODELS", "add_arguments"]
 
 _PAPER = dict(base_channels=64, channel_mults=(1, 2, 4, 8), num_res_blocks=2, head_dim=64)
@@ -45,15 +47,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (at least 1 is always run)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch threads in each measurement (default: torch's)")
-    p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16 autocast (GPU; our U-Net and the port)")
-    p.add_argument("--compile", action="store_true", help="torch.compile our U-Net (the port runs as shipped)")
-    p.add_argument("--channels-last", action="store_true", help="our U-Net in channels-last memory format")
+    p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["auto"], metavar="P",
+                   help="one row set per precision: auto (bf16 where the device has native bf16), fp32, bf16 "
+                        "(default: auto); bf16 rows are measured against the bf16 matmul peak")
+    p.add_argument("--amp", choices=["none", "bf16"], default=None, help=argparse.SUPPRESS)  # old name of --precision
+    p.add_argument("--compile", action="store_true",
+                   help="also measure every implementation under torch.compile (compile time reported separately)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="force our U-Net into channels-last (default: the library's choice per precision)")
     p.add_argument("--compare-port", action="store_true",
                    help="also measure video-diffusion-pytorch's Unet3D at the matched configuration (skipped if not installed)")
     p.add_argument("--checkpointing", action="store_true",
                    help="also measure our training step with gradient checkpointing per block (memory and time)")
     p.add_argument("--levers", action="store_true",
-                   help="also measure our U-Net with each lever flipped: channels-last, torch.compile")
+                   help="also measure our U-Net with the memory format flipped (channels-last vs contiguous)")
     p.add_argument("--rounds", type=int, default=1,
                    help="repeat the whole set of rows this many times, interleaved; the median row is reported")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write all results here")

@@ -24,19 +24,30 @@ from .port import PORT_PACKAGE, port_available, port_notes
 
 __all__ = ["add_arguments", "run", "format_table", "main"]
 
+def _precisions(a: argparse.Namespace) -> list[str]:
+    if getattr(a, "amp", None):  # the old --amp none|bf16
+        return ["bf16" if a.amp == "bf16" else "fp32"]
+    return list(dict.fromkeys(a.precision))
+
+
 def _specs(a: argparse.Namespace, port_ok: bool) -> list[dict]:
-    base = dict(batch=a.batch, repeats=a.repeats, warmup=a.warmup, device=a.device, amp=a.amp, threads=a.threads)
-    ours = dict(base, impl="ours", compile=a.compile, channels_last=a.channels_last)
+    base = dict(batch=a.batch, repeats=a.repeats, warmup=a.warmup, device=a.device, threads=a.threads)
     specs = []
     for m in a.models:
-        specs.append(dict(ours, model=m))
-        if a.compare_port and port_ok and "port" in MODELS[m]:
-            specs.append(dict(base, impl="port", model=m))
-        if a.checkpointing:
-            specs.append(dict(ours, model=m, checkpointing=True, sample=False))
-        if a.levers:
-            specs.append(dict(ours, model=m, channels_last=not a.channels_last))
-            specs.append(dict(ours, model=m, compile=not a.compile))
+        port = a.compare_port and port_ok and "port" in MODELS[m]
+        for prec in _precisions(a):
+            ours = dict(base, impl="ours", model=m, precision=prec, channels_last=True if a.channels_last else None)
+            specs.append(ours)
+            if port:
+                specs.append(dict(base, impl="port", model=m, precision=prec))
+            if a.compile:
+                specs.append(dict(ours, compile=True))
+                if port:
+                    specs.append(dict(base, impl="port", model=m, precision=prec, compile=True))
+            if a.checkpointing:
+                specs.append(dict(ours, checkpointing=True, sample=False))
+            if a.levers:
+                specs.append(dict(ours, channels_last="flip"))
     return specs
 
 
@@ -89,7 +100,7 @@ def run(a: argparse.Namespace, log=print) -> dict:
     peaks_bf16 += [r["matmul_bf16_gflops"] * 1e9 for rs in results for r in rs if r.get("matmul_bf16_gflops")]
     peak, peak_bf16 = max(peaks), (max(peaks_bf16) if peaks_bf16 else None)
     for r in rows:
-        p = peak_bf16 if (r.get("amp") == "bf16" and peak_bf16) else peak
+        p = peak_bf16 if (r.get("precision") == "bf16" and peak_bf16) else peak
         for phase in ("train", "sample"):
             if f"{phase}_gflops" in r:
                 r[f"{phase}_frac_of_peak"] = r[f"{phase}_gflops"] * 1e9 / p
@@ -121,29 +132,39 @@ def _brief(r: dict) -> str:
 
 
 def _label(r: dict) -> str:
-    levers = [k for k in ("compile", "channels_last", "checkpointing") if r.get(k)]
-    amp = ["bf16"] if r.get("amp") == "bf16" else []
-    return r["impl"] + (f" ({', '.join(levers + amp)})" if levers or amp else "")
+    levers = [k.replace("_", "-") for k in ("compile", "channels_last", "checkpointing") if r.get(k)]
+    return f"{r['impl']} {r.get('precision', 'fp32')}" + (f" ({', '.join(levers)})" if levers else "")
 
 
 def _compare(rows: list[dict]) -> list[dict]:
-    """Ours (the first row of each model) against the port: videos/s ratios and the memory saved by checkpointing."""
+    """Per model and precision: ours against the port (eager and compiled, videos/s ratios), ours against our fp32
+    eager row (the speed-up of each lever), and the memory gradient checkpointing saves."""
     out = []
+    ok = [r for r in rows if "error" not in r]
     for m in dict.fromkeys(r["model"] for r in rows):
-        mine = [r for r in rows if r["model"] == m and "error" not in r]
-        ours = next((r for r in mine if r["impl"] == "ours" and not r.get("checkpointing")), None)
-        port = next((r for r in mine if r["impl"] == "port"), None)
-        ckpt = next((r for r in mine if r.get("checkpointing")), None)
-        c = dict(model=m)
-        if ours and port:
-            for ph in ("train", "sample"):
-                if f"{ph}_videos_per_s" in ours and f"{ph}_videos_per_s" in port:
-                    c[f"{ph}_speedup_vs_port"] = ours[f"{ph}_videos_per_s"] / port[f"{ph}_videos_per_s"]
-        if ours and ckpt and "train_s" in ours:
-            c["checkpointing_time_ratio"] = ckpt["train_s"] / ours["train_s"]
-            c["checkpointing_mem_GB_saved"] = ours["train_mem_GB"] - ckpt["train_mem_GB"]
-        if len(c) > 1:
-            out.append(c)
+        base = next((r for r in ok if r["model"] == m and r["impl"] == "ours" and r.get("precision") == "fp32"
+                     and not r.get("compile") and not r.get("checkpointing")), None)
+        for prec in dict.fromkeys(r.get("precision") for r in ok if r["model"] == m):
+            mine = [r for r in ok if r["model"] == m and r.get("precision") == prec]
+            c = dict(model=m, precision=prec)
+            for tag, comp in (("", False), ("compiled_", True)):
+                ours = next((r for r in mine if r["impl"] == "ours" and bool(r.get("compile")) == comp
+                             and not r.get("checkpointing")), None)
+                port = next((r for r in mine if r["impl"] == "port" and bool(r.get("compile")) == comp), None)
+                for ph in ("train", "sample"):
+                    key = f"{ph}_videos_per_s"
+                    if ours and port and key in ours and key in port:
+                        c[f"{tag}{ph}_speedup_vs_port"] = ours[key] / port[key]
+                    if ours and base and ours is not base and key in ours and key in base:
+                        c[f"{tag}{ph}_speedup_vs_fp32_eager"] = ours[key] / base[key]
+            ours = next((r for r in mine if r["impl"] == "ours" and not r.get("compile")
+                         and not r.get("checkpointing")), None)
+            ckpt = next((r for r in mine if r.get("checkpointing")), None)
+            if ours and ckpt and "train_s" in ours:
+                c["checkpointing_time_ratio"] = ckpt["train_s"] / ours["train_s"]
+                c["checkpointing_mem_GB_saved"] = ours["train_mem_GB"] - ckpt["train_mem_GB"]
+            if len(c) > 2:
+                out.append(c)
     return out
 
 
@@ -177,12 +198,14 @@ def format_table(out: dict) -> str:
             f"{_f(r.get('sample_gflops'), '.0f')} | {_f(pct('sample_frac_of_peak'), '.0f')}% | "
             f"{_f(r.get('train_mem_GB'), '.2f')} | {_f(r.get('sample_mem_GB'), '.2f')} |")
     for c in out["comparison"]:
-        parts = [f"{ph} {c[f'{ph}_speedup_vs_port']:.2f}x the port's videos/s" for ph in ("train", "sample")
-                 if f"{ph}_speedup_vs_port" in c]
+        parts = [f"{what}{ph} {c[f'{tag}{ph}_speedup_vs_{vs}']:.2f}x {whom}'s videos/s"
+                 for tag, what in (("", ""), ("compiled_", "compiled "))
+                 for vs, whom in (("port", "the port"), ("fp32_eager", "our fp32 eager"))
+                 for ph in ("train", "sample") if f"{tag}{ph}_speedup_vs_{vs}" in c]
         if "checkpointing_time_ratio" in c:
             parts.append(f"checkpointing: {c['checkpointing_time_ratio']:.2f}x train step time, "
                          f"{c['checkpointing_mem_GB_saved']:.2f} GB less peak memory")
-        lines.append(f"\n{c['model']}: " + "; ".join(parts))
+        lines.append(f"\n{c['model']} {c['precision']}: " + "; ".join(parts))
     if out["port"]["notes"]:
         lines.append(f"\n{out['port']['notes']}. Ours: full (softmax) spatial and temporal attention "
                      "(heads of 64 channels) after each residual block at the levels in attn_resolutions, GroupNorm, stride-2 3x3 down / "

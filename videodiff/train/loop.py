@@ -38,6 +38,7 @@ from ..io import save_video_grid
 from ..losses import diffusion_loss
 from ..nn import joint_frame_mask
 from ..pipeline import build_model, sample_from_prompts, sample_videos
+from ..precision import autocast, compile_network, precision_name, prepare_network, resolve_precision
 from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import (DistEnv, GlobalIndexStream, RankSlice, checksum_across_ranks, init_distributed, no_sync,
                           wrap_ddp)
@@ -64,6 +65,18 @@ def _init_from(model: torch.nn.Module, state: dict, source) -> list[str]:
         raise ValueError(f"train.init_from {source}: its network does not match model/text: missing {bad}, "
                          f"unexpected {list(unexpected)}")
     return list(missing)
+
+
+def _match_state_layout(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded optimizer moment its parameter's memory layout. Checkpoints store them contiguous; the
+    fused AdamW kernel walks a channels-last parameter and a contiguous moment as flat memory, which pairs
+    different elements (measured: resume no longer bit-exact, moments applied to the wrong weights)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            for k, v in state.items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def lr_at(step: int, tc) -> float:
@@ -130,7 +143,9 @@ def _preview_prompts(cfg: ExperimentConfig) -> list[str]:
 
 
 def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int, text_cache=None) -> list[Path]:
-    den = Denoiser(ema_net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x)
+    device = next(ema_net.parameters()).device
+    den = Denoiser(ema_net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x,
+                   autocast_dtype=resolve_precision(cfg.sample.precision, device))
     if text_cache is None:
         videos = sample_videos(den, cfg, cfg.sample.num, seed=cfg.sample.seed, progress=True)
     else:
@@ -187,8 +202,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
 def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, progress: bool,
            dataset) -> TrainResult:
     tc, device, main = cfg.train, env.device, env.is_main
-    if tc.amp == "bf16" and device.type != "cuda":
-        raise ValueError("train.amp=bf16 needs a CUDA device (bf16 matmul has no hardware support on these CPUs)")
+    dtype = resolve_precision(tc.precision, device)  # None: fp32; bf16: autocast around the network (eq. 2's loss: fp32)
     if tc.batch_size % (env.world_size * tc.grad_accum):
         raise ValueError(f"train.batch_size ({tc.batch_size}) must be divisible by the number of processes "
                          f"({env.world_size}) x train.grad_accum ({tc.grad_accum})")
@@ -205,14 +219,17 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
 
     with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(tc.seed)
-        model = build_model(cfg).to(device)
+        model = prepare_network(build_model(cfg).to(device), dtype)  # channels-last for bf16 on the CPU
         ema = EMA(model, tc.ema_decay)
-        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
+        # The fused AdamW kernel (CPU and CUDA): one pass over each tensor instead of a dozen (BENCHMARKS.md).
+        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay,
+                                fused=device.type in ("cpu", "cuda"))
         step, samples_seen = 0, 0
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             ema.model.load_state_dict(ckpt["ema"])
             opt.load_state_dict(ckpt["optimizer"])
+            _match_state_layout(opt)
             step = ckpt["step"]
             samples_seen = ckpt.get("samples_seen", step * tc.batch_size)  # older checkpoints: the batch size
             ema.updates = step
@@ -225,6 +242,11 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
             if main:
                 extra = f"; new, zero-initialised: {', '.join(new)}" if new else ""
                 print(f"initialised from the EMA weights of {src['path']} (step {src['step']}){extra}")
+        if tc.compile:
+            compile_network(model)  # in place: the state dict keeps its keys
+        if main:
+            how = f"{tc.precision} -> {precision_name(dtype)}" if tc.precision == "auto" else tc.precision
+            print(f"training in {how} on {device}" + (" (compiled: the first step compiles)" if tc.compile else ""))
         net = wrap_ddp(model, env)  # forward/backward through DDP; EMA, optimizer and checkpoints use the module
         if dataset is None:
             dataset = build_dataset(cfg.data, "train")
@@ -256,7 +278,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                 seed_dropout(tc.seed, step, first)
                 net_kwargs = _net_kwargs(batch, cfg, text_cache, noise.keep, device)
                 with no_sync(net, sync=m == tc.grad_accum - 1):  # all-reduce once, after the last micro-batch
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.amp == "bf16"):
+                    with autocast(device, dtype):
                         losses = diffusion_loss(net, x, cfg.diffusion.schedule(noise.t), noise.eps,
                                                 parameterization=cfg.diffusion.parameterization, **net_kwargs)
                     # DDP averages over ranks, so this makes the gradient the mean over the global batch
