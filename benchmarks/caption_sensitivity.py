@@ -40,7 +40,7 @@ LOGSNRS = (-6.0, -3.0, 0.0, 3.0)
 
 @torch.no_grad()
 def sensitivity(model: str, clips: int, seed: int = 0) -> list[dict]:
-    m = load_model(model, device="cpu")
+    m = load_model(model, device="cpu", precision="fp32")
     cfg = m.config
     real = real_clips(cfg.data, clips, cfg.data.num_frames)
     x, labels, dirs = real["video"], real["labels"], real["directions"]
@@ -91,7 +91,7 @@ POOLED = ("right", "left", "up", "down")
 @torch.no_grad()
 def pooled_distances(model: str) -> torch.Tensor:
     """``(4, 4)`` distances between the pooled c of "digit 4 moving <POOLED>" under ``model``'s pooling."""
-    m = load_model(model, device="cpu")
+    m = load_model(model, device="cpu", precision="fp32")
     tc = text_condition(m.config, [f"digit 4 moving {d}" for d in POOLED])
     c = m.denoiser.net.condition(tc["text_emb"], tc["text_mask"], None, m.config.data.num_frames)
     return torch.cdist(c, c)

@@ -88,7 +88,7 @@ def moving_mnist(args, i3d, log) -> dict:
     from videodiff.denoiser import Denoiser
     from videodiff.pipeline import build_model, load_model
 
-    trained = load_model(args.checkpoint, device="cpu") if args.checkpoint else None
+    trained = load_model(args.checkpoint, device="cpu", precision="fp32") if args.checkpoint else None
     cfg = trained.config if trained else load_config(ROOT / "configs" / "moving_mnist_tiny.yaml")
     d = cfg.data
     n_max, n_fvd = max(args.cfvd_counts), max(args.counts)

@@ -228,7 +228,7 @@ def main() -> None:
         gaussian_tables()
         return
 
-    loaded = load_model(a.checkpoint, device="cpu")
+    loaded = load_model(a.checkpoint, device="cpu", precision="fp32")
     cfg = loaded.config
     f_model = cfg.data.num_frames
     data_cfg = dataclasses.replace(cfg.data, num_frames=a.frames)  # the same clips, a longer horizon

@@ -83,7 +83,7 @@ def model_travel(m, logsnr: float, draws: int = 8) -> dict[str, torch.Tensor]:
 def xhat_table(models: list[str], clips: int) -> None:
     print("| source | log-SNR | right: dx | left: dx | down: dy | up: dy |")
     print("|---|---|---|---|---|---|")
-    loaded = {model: load_model(model, device="cpu") for model in models}
+    loaded = {model: load_model(model, device="cpu", precision="fp32") for model in models}
     rows = [("data: mean clip per direction", "-inf", data_travel(loaded[models[0]].config, clips))]
     rows += [(model, f"{lam:g}", model_travel(m, lam)) for model, m in loaded.items() for lam in XHAT_LOGSNR]
     for name, lam, t in rows:
@@ -102,7 +102,7 @@ def main() -> None:
     args = [a for a in args if a != "--diagonals"]
     model, w = args[0], float(args[1]) if len(args) > 1 else 2.0
     n = int(args[2]) if len(args) > 2 else 4
-    m = load_model(model, device="cpu")
+    m = load_model(model, device="cpu", precision="fp32")
     prompts = [f"digit {d} moving {x}" for d in DIGITS for x in directions]
     t0 = time.perf_counter()
     videos = sample_from_prompts(m.denoiser, m.config, prompts, n, guidance=w, cache=build_text_cache(m.config.text),

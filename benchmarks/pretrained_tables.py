@@ -170,10 +170,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tables", nargs="+", default=["3", "4"])
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                   help="network arithmetic (default fp32: the recorded tables; bf16: the precision check)")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(a.seed)
-    loaded = load_model(a.model, device="cpu")
+    loaded = load_model(a.model, device="cpu", precision=a.precision)
     cache, clf = build_text_cache(loaded.config.text), load_classifier("moving-mnist-32")
     res = {"model": a.model, "step": loaded.step, "args": {k: str(v) for k, v in vars(a).items()}}
     md = []

@@ -27,7 +27,7 @@ def main() -> None:
     if len(sys.argv) < 5:
         sys.exit(__doc__)
     model, sampler, steps, weights = sys.argv[1], sys.argv[2], int(sys.argv[3]), [float(w) for w in sys.argv[4:]]
-    m = load_model(model, device="cpu")
+    m = load_model(model, device="cpu", precision="fp32")
     cache, clf = build_text_cache(m.config.text), load_classifier("moving-mnist-32")
     prompts, labels, dirs = prompt_set(DIRECTIONS)
     print(f"{model} (step {m.step})")

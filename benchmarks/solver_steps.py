@@ -159,7 +159,7 @@ def run_checkpoint(args) -> dict:
     from videodiff.pipeline import load_model
     from videodiff.video_sets import dataset_videos, tensor_to_uint8
 
-    loaded = load_model(args.checkpoint, device=args.device)
+    loaded = load_model(args.checkpoint, device=args.device, precision="fp32")
     cfg = loaded.config
     real = dataset_videos(cfg.data, "test", args.n).videos
     shape = (cfg.data.channels, cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size)

@@ -262,7 +262,7 @@ def main(argv=None) -> int:
         results["runs"] = {str(k): v for k, v in runs.items()}
         cache = build_text_cache(base.text)
         for n_img, w in rows:
-            loaded = load_model(args.out / f"images{n_img}", device="cpu")
+            loaded = load_model(args.out / f"images{n_img}", device="cpu", precision="fp32")
             t = time.process_time()
             videos = sample_from_prompts(loaded.denoiser, loaded.config, prompts, args.per_prompt, guidance=w,
                                          cache=cache, seed=args.seed, batch_size=50, steps=args.sample_steps,

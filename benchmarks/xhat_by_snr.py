@@ -24,7 +24,7 @@ LOGSNRS = (-10.0, -5.0, -2.0, 0.0, 2.0, 5.0)
 
 @torch.no_grad()
 def xhat_table(model: str, num: int = 8, seed: int = 0) -> list[dict]:
-    m = load_model(model, device="cpu")
+    m = load_model(model, device="cpu", precision="fp32")
     data = dataclasses.replace(m.config.data, captions=False, image_frames=0)
     ds = build_dataset(data, "test")
     x = torch.stack([ds[i]["video"] for i in range(num)])

@@ -15,6 +15,7 @@ from videodiff.precision import autocast, compile_network, prepare_network, reso
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # a shared 2-core machine
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 BF16_REL = 0.03  # ||bf16 - fp32|| / ||fp32|| of the tiny U-Net's output (measured: about 0.005)
 
 
@@ -41,17 +42,19 @@ def test_auto_picks_bf16_only_with_native_support(monkeypatch):
     assert resolve_precision("auto", "cpu") is torch.bfloat16
 
 
-def test_bf16_forward_matches_fp32_within_tolerance():
-    net = tiny_unet(cond_dim=4)
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_forward_matches_fp32_within_tolerance(device):
+    net = tiny_unet(cond_dim=4).to(device)
     g = torch.Generator().manual_seed(1)
-    z, lam, c = torch.randn(2, 1, 4, 16, 16, generator=g), torch.tensor([-3.0, 2.0]), torch.randn(2, 4, generator=g)
+    z, lam, c = (t.to(device) for t in (torch.randn(2, 1, 4, 16, 16, generator=g), torch.tensor([-3.0, 2.0]),
+                                         torch.randn(2, 4, generator=g)))
     with torch.no_grad():
         ref = net(z, lam, cond=c)
-        with autocast("cpu", torch.bfloat16):
+        with autocast(device, torch.bfloat16):
             plain = net(z, lam, cond=c)
-        prepare_network(net, torch.bfloat16)  # channels-last, as the library runs bf16 on the CPU
-        assert net.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
-        with autocast("cpu", torch.bfloat16):
+        prepare_network(net, torch.bfloat16)  # channels-last on the CPU, as the library runs bf16 there
+        assert net.conv_in.weight.is_contiguous(memory_format=torch.channels_last) == (device == "cpu")
+        with autocast(device, torch.bfloat16):
             cl = net(z, lam, cond=c)
     assert plain.dtype == torch.bfloat16  # autocast did run the network in bf16
     assert 0 < _rel(plain, ref) < BF16_REL and 0 < _rel(cl, ref) < BF16_REL
@@ -69,20 +72,21 @@ def test_denoiser_returns_fp32_and_keeps_the_schedule_math_in_fp32():
         assert _rel(got[i], ref[i]) < BF16_REL * max(1.0, float(torch.exp(-lam[i] / 2)))
 
 
-def _image_frame_influence(net, f: int, n: int, ctx) -> tuple[torch.Tensor, torch.Tensor]:
+def _image_frame_influence(net, f: int, n: int, ctx, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Per source frame, the gradient mass reaching image frame ``f`` and video frame 0 (joint mask of f + n)."""
-    z = torch.randn(1, 1, f + n, 16, 16, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    z = torch.randn(1, 1, f + n, 16, 16, generator=torch.Generator().manual_seed(2)).to(device).requires_grad_()
     with ctx:
-        out = net(z, torch.tensor([0.5]), frame_mask=joint_frame_mask(f, n))
+        out = net(z, torch.tensor([0.5], device=device), frame_mask=joint_frame_mask(f, n, device))
     g_img, = torch.autograd.grad(out[:, :, f].float().square().sum(), z, retain_graph=True)
     g_vid, = torch.autograd.grad(out[:, :, 0].float().square().sum(), z)
     return g_img.abs().sum(dim=(0, 1, 3, 4)), g_vid.abs().sum(dim=(0, 1, 3, 4))
 
 
-def test_joint_mask_keeps_image_frames_independent_under_bf16():
-    net = prepare_network(tiny_unet(), torch.bfloat16)
+@pytest.mark.parametrize("device", DEVICES)
+def test_joint_mask_keeps_image_frames_independent_under_bf16(device):
+    net = prepare_network(tiny_unet().to(device), torch.bfloat16)
     f, n = 3, 2
-    g_img, g_vid = _image_frame_influence(net, f, n, autocast("cpu", torch.bfloat16))
+    g_img, g_vid = _image_frame_influence(net, f, n, autocast(device, torch.bfloat16), device)
     others = [j for j in range(f + n) if j != f]
     assert g_img[f] > 0 and g_img[others].max() == 0  # exactly zero: no path from any other frame
     assert g_vid[1:f].min() > 0 and g_vid[f:].max() == 0  # video frames attend to each other, not to images
@@ -191,3 +195,17 @@ def test_loaded_moments_take_the_parameters_layout():
         opt.step()
         results.append(p.detach().clone())
     torch.testing.assert_close(results[0], results[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+def test_cuda_training_in_bf16_and_compiled(tmp_path):
+    """On a GPU: a short bf16 run, then the same run compiled, reach the same losses (to bf16 rounding)."""
+    from test_train import TINY, _losses
+    from videodiff.train import train
+
+    over = TINY + ["train.device=cuda", "train.precision=bf16", "train.steps=20", "model.dropout=0.0",
+                   "train.ckpt_every=1000"]
+    train(load_config(None, over), tmp_path / "eager", progress=False)
+    train(load_config(None, over + ["train.compile=true"]), tmp_path / "compiled", progress=False)
+    a, b = _losses(tmp_path / "eager"), _losses(tmp_path / "compiled")
+    assert len(a) == len(b) == 20 and abs(sum(a[-5:]) - sum(b[-5:])) < 0.1 * sum(a[-5:])

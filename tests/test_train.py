@@ -128,3 +128,12 @@ def test_cli_reports_bad_input_clearly(tmp_path, capsys):
     assert "no checkpoint found" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "x.avi")]) == 2
     assert "--out must end in" in capsys.readouterr().err
+
+
+def test_max_seconds_stops_with_a_checkpoint_and_samples(tmp_path, capsys):
+    cfg = load_config(None, TINY + ["train.steps=500", "train.max_seconds=1e-6", "train.ckpt_every=1000"])
+    res = train(cfg, tmp_path / "run", progress=False)
+    assert load_checkpoint(tmp_path / "run")["step"] == 1 and res.samples  # stopped after one step, as at the end
+    assert "train.max_seconds (1e-06 s) reached: stopped at step 1" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="train.max_seconds must be >= 0"):
+        load_config(None, ["train.max_seconds=-1"])

@@ -79,6 +79,9 @@ class TrainConfig:
     sample_every: int = 0  # write a sample grid every N steps (0: only at the end)
     ckpt_every: int = 500  # write a checkpoint every N steps (and always at the end)
     keep_checkpoints: int = 3
+    # > 0: stop after this many seconds of training (checked after every step; a checkpoint and samples are written
+    # as at the last step). For runs of equal wall time, and for time-boxed checks; 0 (default): train.steps only.
+    max_seconds: float = 0.0
     cond_drop_prob: float = 0.1  # text-conditioned runs: P(null condition c = 0) per video / image frame (eq. 5)
     init_from: str | None = None  # a new run starts from these EMA weights (run dir or checkpoint): fine-tuning
 
@@ -100,6 +103,8 @@ class TrainConfig:
             if self.precision == "fp32":
                 raise ValueError("train.amp=bf16 contradicts train.precision=fp32; set only train.precision")
             self.precision = "bf16"
+        if self.max_seconds < 0:
+            raise ValueError(f"train.max_seconds must be >= 0 (0: no limit), got {self.max_seconds}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 

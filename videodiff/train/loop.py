@@ -79,6 +79,14 @@ def _match_state_layout(opt: torch.optim.Optimizer) -> None:
                     state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
+def _out_of_time(t_start: float, max_seconds: float, env: DistEnv, device) -> bool:
+    """Whether ``train.max_seconds`` has passed; under torchrun, on any rank (so that all stop at the same step)."""
+    if max_seconds <= 0:
+        return False
+    late = torch.tensor(float(time.perf_counter() - t_start >= max_seconds), device=device)
+    return bool(env.all_sum(late).item() > 0)
+
+
 def lr_at(step: int, tc) -> float:
     """Learning rate for optimizer step ``step`` (0-based): linear warm-up over ``warmup_steps``, then constant."""
     return tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
@@ -260,6 +268,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
         samples: list[Path] = []
         loss_sum, loss_n, t_last, last_loss = torch.zeros((), device=device), 0, time.perf_counter(), float("nan")
         bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not (progress and main), dynamic_ncols=True)
+        t_start = time.perf_counter()
         model.train()
         while step < tc.steps:
             for group in opt.param_groups:
@@ -292,7 +301,8 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
             samples_seen += tc.batch_size
             loss_n += 1
             bar.update(1)
-            if step % tc.log_every == 0 or step == tc.steps:
+            last = step == tc.steps or _out_of_time(t_start, tc.max_seconds, env, device)
+            if step % tc.log_every == 0 or last:
                 now = time.perf_counter()
                 last_loss = env.all_sum(loss_sum).item() / (loss_n * tc.batch_size)  # mean over the global batches
                 vps = loss_n * tc.batch_size / (now - t_last)
@@ -301,7 +311,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                                 "grad_norm": float(grad_norm), "videos_per_s": vps})
                 bar.set_postfix(loss=f"{last_loss:.4f}", vid_s=f"{vps:.2f}")
                 loss_sum, loss_n, t_last = torch.zeros((), device=device), 0, now
-            if step % tc.ckpt_every == 0 or step == tc.steps:
+            if step % tc.ckpt_every == 0 or last:
                 checksum_across_ranks(ema.model, env, "EMA weights")
                 if main:
                     save_checkpoint(run_dir, step, model, ema.model, opt, {}, config_to_dict(cfg),
@@ -310,12 +320,16 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                                     keep=tc.keep_checkpoints)
                     plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
                 env.barrier()  # the checkpoint is complete before any rank goes on (or returns)
-            if (tc.sample_every and step % tc.sample_every == 0) or step == tc.steps:
+            if (tc.sample_every and step % tc.sample_every == 0) or last:
                 if main:
                     with torch.random.fork_rng(devices=rng_devices):
                         samples = _write_samples(ema.model, cfg, run_dir, step, text_cache)
                 env.barrier()
                 t_last = time.perf_counter()  # sampling time is not training throughput
+            if last and step < tc.steps:
+                if main:
+                    print(f"train.max_seconds ({tc.max_seconds:g} s) reached: stopped at step {step}")
+                break
         bar.close()
     final = latest_checkpoint(run_dir)
     loss_png = run_dir / "loss.png"  # drawn with the last checkpoint; draw it here only if no step ran
