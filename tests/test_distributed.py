@@ -90,7 +90,7 @@ def test_two_processes_match_one_and_resume_on_another_world_size(tmp_path):
     # 2 ranks x 2 clips, 3 steps, checkpoints at every step (rank 0 only)
     proc = _torchrun(tmp_path / "w2", TINY + ["train.steps=3"])
     assert "diverged" not in proc.stderr  # the EMA weights agreed on both ranks at every checkpoint
-    assert proc.stdout.count("trained run for 3 steps") == 1  # rank 0 reports
+    assert proc.stdout.count("trained run to step 3 of 3") == 1  # rank 0 reports
     ckdir = tmp_path / "w2" / "checkpoints"
     assert sorted(p.name for p in ckdir.glob("step_*")) == ["step_000001", "step_000002", "step_000003"]
     assert len(_losses(tmp_path / "w2")) == 3  # one log line per step, not one per rank

@@ -134,6 +134,6 @@ def test_max_seconds_stops_with_a_checkpoint_and_samples(tmp_path, capsys):
     cfg = load_config(None, TINY + ["train.steps=500", "train.max_seconds=1e-6", "train.ckpt_every=1000"])
     res = train(cfg, tmp_path / "run", progress=False)
     assert load_checkpoint(tmp_path / "run")["step"] == 1 and res.samples  # stopped after one step, as at the end
-    assert "train.max_seconds (1e-06 s) reached: stopped at step 1" in capsys.readouterr().out
+    assert "train.max_seconds (1e-06 s) reached: stopped at step 1" in capsys.readouterr().out and res.step == 1
     with pytest.raises(ValueError, match="train.max_seconds must be >= 0"):
         load_config(None, ["train.max_seconds=-1"])

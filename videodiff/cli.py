@@ -65,7 +65,8 @@ def _cmd_train(args) -> int:
     mins = (time.perf_counter() - t0) / 60
     if not res.is_main:  # under torchrun, rank 0 reports
         return 0
-    print(f"\ntrained {cfg.name} for {cfg.train.steps} steps in {mins:.1f} min; final loss {res.final_loss:.4f}")
+    steps = res.step if res.step is not None else cfg.train.steps
+    print(f"\ntrained {cfg.name} to step {steps} of {cfg.train.steps} in {mins:.1f} min; final loss {res.final_loss:.4f}")
     print(f"  checkpoint : {res.checkpoint}")
     if res.loss_plot:
         print(f"  loss curve : {res.loss_plot}")

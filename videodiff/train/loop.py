@@ -100,6 +100,7 @@ class TrainResult:
     samples: list[Path]
     final_loss: float
     is_main: bool = True  # False on the ranks > 0 of a distributed run (rank 0 logs and reports)
+    step: int | None = None  # the step training ended at (below train.steps when train.max_seconds stopped it)
 
 
 def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path) -> None:
@@ -335,4 +336,4 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
     loss_png = run_dir / "loss.png"  # drawn with the last checkpoint; draw it here only if no step ran
     if main and not loss_png.is_file():
         loss_png = plot_loss(run_dir / "metrics.jsonl", loss_png)
-    return TrainResult(run_dir, final, loss_png, samples, last_loss, is_main=main)
+    return TrainResult(run_dir, final, loss_png, samples, last_loss, is_main=main, step=step)
