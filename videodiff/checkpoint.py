@@ -7,6 +7,10 @@ Layout of a run directory::
         model.safetensors  ema.safetensors  state.safetensors (optimizer moments; RNG states if given)
         state.json (step, optimizer hyper-parameters, config; training adds samples_seen, world_size)
     RUN/checkpoints/latest                  name of the newest complete checkpoint (replaced atomically)
+
+Every file and the checkpoint folder are fsynced before the rename, and the parent folder after it, so that a crash
+or power loss leaves either the previous state or the new complete checkpoint. :func:`load_latest_checkpoint` (used
+on resume) falls back to the previous complete checkpoint when the newest one cannot be read.
 """
 
 from __future__ import annotations
@@ -18,14 +22,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "resolve_checkpoint", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "load_latest_checkpoint", "resolve_checkpoint",
+           "CheckpointError", "fsync_path"]
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing or unreadable; the message names the path."""
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's or a folder's contents (a folder: its entries) to the disk."""
+    fd = os.open(path, (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if Path(path).is_dir() else os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a folder; the files themselves were synced
+        if not Path(path).is_dir():
+            raise
+    finally:
+        os.close(fd)
+
+
+def _is_step_dir(p: Path) -> bool:
+    """``step_XXXXXX``: not ``.tmp`` (being written) nor ``.damaged`` (set aside on resume)."""
+    return p.name.startswith("step_") and p.name[5:].isdigit() and p.is_dir()
 
 
 def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -70,20 +93,32 @@ def save_checkpoint(
     tmp = root / f"step_{step:06d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-    save_file({k: v.contiguous() for k, v in ema_model.state_dict().items()}, str(tmp / "ema.safetensors"))
-    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
-    rng_tensors = {f"rng.{k}": v.contiguous() for k, v in rng.items()}
-    save_file({**opt_tensors, **rng_tensors}, str(tmp / "state.safetensors"))
-    meta = {"step": step, "optimizer": opt_meta, "config": config, **(extra or {})}
-    (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+    try:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        save_file({k: v.contiguous() for k, v in ema_model.state_dict().items()}, str(tmp / "ema.safetensors"))
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        rng_tensors = {f"rng.{k}": v.contiguous() for k, v in rng.items()}
+        save_file({**opt_tensors, **rng_tensors}, str(tmp / "state.safetensors"))
+        meta = {"step": step, "optimizer": opt_meta, "config": config, **(extra or {})}
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+        for f in tmp.iterdir():
+            fsync_path(f)
+        fsync_path(tmp)
+    except BaseException as e:  # a full disk, an I/O error, an interrupt: the previous checkpoints stay as they are
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, SafetensorError):
+            raise OSError(f"could not write checkpoint {tmp}: {' '.join(str(e).split())}") from e
+        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
+    fsync_path(root)
     pointer_tmp = root / "latest.tmp"
     pointer_tmp.write_text(final.name)
+    fsync_path(pointer_tmp)
     os.replace(pointer_tmp, root / "latest")
-    old = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
+    fsync_path(root)
+    old = sorted(p for p in root.glob("step_*") if _is_step_dir(p))
     for p in old[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
     return final
@@ -94,11 +129,42 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     root = Path(run_dir) / "checkpoints"
     pointer = root / "latest"
     if pointer.is_file():
-        path = root / pointer.read_text().strip()
-        if (path / "state.json").is_file():
+        try:
+            name = pointer.read_text().strip()
+        except (OSError, UnicodeDecodeError):  # a damaged pointer: the newest complete folder below
+            name = ""
+        path = root / name
+        if name.startswith("step_") and _is_step_dir(path) and (path / "state.json").is_file():
             return path
-    done = sorted(p for p in root.glob("step_*") if (p / "state.json").is_file() and not p.name.endswith(".tmp"))
+    done = _complete(root)
     return done[-1] if done else None
+
+
+def _complete(root: Path) -> list[Path]:
+    """The complete checkpoints under ``root`` (``RUN/checkpoints``), oldest first."""
+    return sorted(p for p in root.glob("step_*") if _is_step_dir(p) and (p / "state.json").is_file())
+
+
+def load_latest_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu",
+                           warn=None) -> tuple[dict | None, list[Path]]:
+    """Load the newest checkpoint of ``run_dir`` that can be read: ``(checkpoint or None, damaged)``, where
+    ``damaged`` lists the newer ones that failed (each reported by ``warn(line)`` naming it and the reason).
+    Raises :class:`CheckpointError` if there are checkpoints and none of them loads."""
+    root = Path(run_dir) / "checkpoints"
+    first = latest_checkpoint(run_dir)
+    if first is None:
+        return None, []
+    candidates = [first] + [p for p in reversed(_complete(root)) if p != first and p.name < first.name]
+    damaged = []
+    for path in candidates:
+        try:
+            return load_checkpoint(path, device=device), damaged
+        except CheckpointError as e:
+            damaged.append(path)
+            if warn is not None:
+                warn(f"warning: {e}; falling back to the previous checkpoint")
+    raise CheckpointError(f"no checkpoint of {run_dir} can be read (tried {', '.join(p.name for p in damaged)}); "
+                          f"use --no-resume or a new --out directory")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -123,9 +189,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         model = load_file(str(path / "model.safetensors"), device=str(device))
         ema = load_file(str(path / "ema.safetensors"), device=str(device))
         state = load_file(str(path / "state.safetensors"), device="cpu")  # RNG states must stay on the CPU
-    except (OSError, ValueError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"could not read checkpoint {path}: {e}") from e
-    rng = {k[4:]: v for k, v in state.items() if k.startswith("rng.")}
-    out = dict(meta)
-    out.update(path=path, model=model, ema=ema, rng=rng, optimizer=_unflatten_optimizer(state, meta["optimizer"]))
+        rng = {k[4:]: v for k, v in state.items() if k.startswith("rng.")}
+        out = dict(meta)
+        out.update(path=path, model=model, ema=ema, rng=rng, optimizer=_unflatten_optimizer(state, meta["optimizer"]))
+        int(out["step"])
+    except (OSError, ValueError, SafetensorError, KeyError, TypeError, AttributeError) as e:
+        why = f"{type(e).__name__}: {e}" if isinstance(e, (KeyError, TypeError, AttributeError)) else str(e)
+        raise CheckpointError(f"could not read checkpoint {path}: {' '.join(why.split())}") from e
     return out

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_common import add_precision_args
+from .cli_common import add_precision_args, check_counts, check_output_path
 
 __all__ = ["main", "add_precision_args"]
 
@@ -16,9 +16,11 @@ VIDEO_EXTS = (".mp4", ".gif", ".png")
 
 
 def check_out(out: Path) -> None:
-    """Fail before any work when ``--out`` has an extension no writer handles."""
+    """Fail before any work when ``--out`` has an extension no writer handles, or its folder is missing or not
+    writable."""
     if out.suffix.lower() not in VIDEO_EXTS:
         raise ValueError(f"--out must end in one of {VIDEO_EXTS}, got {out.name}")
+    check_output_path(out)
 
 
 def add_model_args(p: argparse.ArgumentParser, checkpoint_help: str = "run directory or checkpoints/step_XXXXXX"):
@@ -68,6 +70,8 @@ def _cmd_train(args) -> int:
     steps = res.step if res.step is not None else cfg.train.steps
     print(f"\ntrained {cfg.name} to step {steps} of {cfg.train.steps} in {mins:.1f} min; final loss {res.final_loss:.4f}")
     print(f"  checkpoint : {res.checkpoint}")
+    if res.skipped_steps:
+        print(f"  skipped    : {res.skipped_steps} steps with a non-finite loss or gradient norm (train.on_nonfinite)")
     if res.loss_plot:
         print(f"  loss curve : {res.loss_plot}")
     for p in res.samples:
@@ -83,6 +87,7 @@ def _cmd_sample(args) -> int:
 
     out = Path(args.out)
     check_out(out)
+    check_counts(args, num=1, batch_size=1, steps=1, frames=1, fps=1)
     if args.guidance is not None and not args.prompt:
         raise ValueError("--guidance needs at least one --prompt (guidance strengthens a text condition)")
     loaded = load_model_arg(args)
@@ -103,7 +108,8 @@ def _cmd_sample(args) -> int:
     else:
         videos = sample_videos(loaded.denoiser, loaded.config, args.num, **common)
     dt = time.perf_counter() - t0
-    save_video_grid(videos, out, fps=args.fps or loaded.config.sample.fps, nrow=args.num if args.prompt else None)
+    fps = loaded.config.sample.fps if args.fps is None else args.fps
+    save_video_grid(videos, out, fps=fps, nrow=args.num if args.prompt else None)
     if args.save_tensor:
         torch.save(videos, out.with_suffix(".pt"))
     print(f"sampled {len(videos)} videos {tuple(videos.shape[1:])} from {loaded.path} (step {loaded.step}) "
@@ -203,13 +209,20 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, CheckpointError, VideoReadError) as e:
-        print(f"videodiff: error: {e}", file=sys.stderr)
+    except (ValueError, OSError, CheckpointError, VideoReadError) as e:
+        # Expected failures (bad values, bad or unreadable files, I/O: disk full, permission denied): one line
+        # naming the file or option. Anything else is a bug and keeps its traceback.
+        print(f"videodiff: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("videodiff: interrupted (the latest checkpoint is kept; rerun the same command to resume)",
               file=sys.stderr)
         return 130
+
+
+def one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line (an OSError with its file name, as Python formats it)."""
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

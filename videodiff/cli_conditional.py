@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .cli import add_model_args, check_out, check_sampler_flags, load_model_arg
-from .cli_common import add_precision_args
+from .cli_common import add_precision_args, check_counts
 
 __all__ = ["add_subcommands", "main"]
 
@@ -145,17 +145,14 @@ def _read_input(path: Path, *, channels: int, size: int | None, step: int = 1, m
     import torch
 
     from .data.transforms import frames_to_clip, to_channels
-    from .io import read_video
+    from .io import load_tensor_file, read_video
 
     if path.suffix.lower() == ".pt":
-        if not path.is_file():
-            raise FileNotFoundError(f"--input {path}: file does not exist")
-        try:
-            video = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle and zip errors of all kinds
-            raise ValueError(f"--input {path}: cannot load as a tensor ({e})") from e
+        video = load_tensor_file(path, "--input")
         if not torch.is_tensor(video) or video.ndim not in (4, 5):
             raise ValueError(f"--input {path}: expected a (B, C, F, H, W) tensor")
+        if not torch.isfinite(video).all():
+            raise ValueError(f"--input {path}: the tensor holds NaN or infinite values")
         video = (video[None] if video.ndim == 4 else video).float()
         video = video[:, :, ::step][:, :, :max_frames]
         b, c, f, h, w = video.shape
@@ -176,7 +173,7 @@ def _sampler_kwargs(args, cfg) -> dict:
 
     sampler = args.sampler or cfg.sample.sampler
     check_sampler_flags(args, sampler)
-    kw = {"steps": args.steps or cfg.sample.steps, "sampler": sampler}
+    kw = {"steps": cfg.sample.steps if args.steps is None else args.steps, "sampler": sampler}
     gamma = cfg.sample.gamma if args.gamma is None else args.gamma
     eta = cfg.sample.eta if args.eta is None else args.eta
     return {**kw, **sampler_options(sampler, gamma=gamma, eta=eta)}  # each sampler gets only its own options
@@ -208,6 +205,10 @@ def _write(args, videos, *, fps: int, compare_rows=None, compare_known=None) -> 
         torch.save(videos, args.out.with_suffix(".pt"))
 
 
+def _fps(args, cfg) -> int:
+    return cfg.sample.fps if args.fps is None else args.fps
+
+
 def _device_of(loaded):
     return next(loaded.denoiser.parameters()).device
 
@@ -219,6 +220,7 @@ def _cmd_extend(args) -> int:
     from .conditional import align_frames, extend
 
     check_out(args.out)
+    check_counts(args, frames=1, context=0, given=1, from_samples=1, steps=1, fps=1)
     _check_input(args.input)
     if args.guidance is not None and args.prompt is None:
         raise ValueError("--guidance needs --prompt (guidance strengthens a text condition)")
@@ -273,7 +275,7 @@ def _cmd_extend(args) -> int:
             marks.append(known)
     else:
         rows, marks = [out], [[i < f_model for i in range(args.frames)]]
-    _write(args, out, fps=args.fps or cfg.sample.fps, compare_rows=rows, compare_known=marks)
+    _write(args, out, fps=_fps(args, cfg), compare_rows=rows, compare_known=marks)
     caption = f", prompt {args.prompt!r}" if args.prompt is not None else ""
     print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}{caption}) with "
           f"{loaded.path} in {dt:.1f} s -> {args.out}")
@@ -284,9 +286,8 @@ def _cmd_interpolate(args) -> int:
     from .conditional import align_frames, interpolate
 
     check_out(args.out)
+    check_counts(args, factor=1, max_frames=1, steps=1, fps=1)
     _check_input(args.input)
-    if args.factor < 1:
-        raise ValueError(f"--factor must be >= 1, got {args.factor}")
     loaded = _load(args.checkpoint, args)
     cfg, dev = loaded.config, _device_of(loaded)
     step = cfg.data.frameskip if args.subsample else 1
@@ -311,7 +312,7 @@ def _cmd_interpolate(args) -> int:
     if truth is not None:
         rows.append(truth)
         marks.append(known)
-    _write(args, out, fps=args.fps or cfg.sample.fps, compare_rows=rows, compare_known=marks)
+    _write(args, out, fps=_fps(args, cfg), compare_rows=rows, compare_known=marks)
     print(f"interpolated {video.shape[2]} -> {total} frames (x{args.factor}, {args.method}) in {dt:.1f} s "
           f"-> {args.out}")
     return 0
@@ -321,6 +322,7 @@ def _cmd_upsample(args) -> int:
     from .conditional import align_frames, upsample
 
     check_out(args.out)
+    check_counts(args, low_size=1, max_frames=1, context=0, steps=1, fps=1)
     _check_input(args.input)
     loaded = _load(args.checkpoint, args)
     cfg, dev = loaded.config, _device_of(loaded)
@@ -338,7 +340,7 @@ def _cmd_upsample(args) -> int:
     dt = time.perf_counter() - t0
     f = out.shape[2]
     rows, marks = [align_frames(video, range(f), f, size=size), out], [[True] * f, [False] * f]
-    _write(args, out, fps=args.fps or cfg.sample.fps, compare_rows=rows, compare_known=marks)
+    _write(args, out, fps=_fps(args, cfg), compare_rows=rows, compare_known=marks)
     print(f"upsampled {f} frames {low}->{size} (eq. 7, {args.down}) in {dt:.1f} s -> {args.out}")
     return 0
 
@@ -348,6 +350,7 @@ def _cmd_cascade(args) -> int:
     from .pipeline import sample_videos
 
     check_out(args.out)
+    check_counts(args, num=1, factor=1, context=0, low_steps=1, steps=1, fps=1)
     _check_input(args.input)
     high = _load(args.high, args)
     hcfg, dev = high.config, _device_of(high)
@@ -390,7 +393,7 @@ def _cmd_cascade(args) -> int:
     total = out.shape[2]
     known = [i % factor == 0 for i in range(total)]
     rows, marks = [align_frames(video, range(0, total, factor), total, size=size), out], [known, [False] * total]
-    _write(args, out, fps=args.fps or hcfg.sample.fps, compare_rows=rows, compare_known=marks)
+    _write(args, out, fps=_fps(args, hcfg), compare_rows=rows, compare_known=marks)
     print(f"cascade: {video.shape[2]} frames {lsize}px -> {total} frames {size}px (x{factor} in time) "
           f"in {dt:.1f} s -> {args.out}")
     return 0

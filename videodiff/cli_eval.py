@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_common import add_precision_args
+from .cli_common import add_precision_args, check_counts, check_output_path
 
 __all__ = ["add_subcommands", "main"]
 
@@ -49,6 +49,18 @@ def _cmd_eval(args) -> int:
     from .evaluate import evaluate_checkpoint, evaluate_paths, format_results, write_results
 
     metrics = _parse_metrics(args.metrics)
+    # Everything that can be checked is checked before videos are read or sampled
+    check_counts(args, frames=1, num=1, batch_size=1, steps=1, grid_rows=1, grid_cols=1)
+    check_output_path(args.json, "--json")
+    check_output_path(args.save_samples, "--save-samples")
+    for flag, path in (("--real", args.real), ("--fake", args.fake), ("--checkpoint", args.checkpoint)):
+        if path is not None and not path.exists():
+            raise FileNotFoundError(f"{flag} {path}: no such file or folder")
+    if args.inception is not None and not args.inception.is_file():
+        raise FileNotFoundError(f"--inception {args.inception}: no such file")
+    from .pipeline import pick_device
+
+    pick_device(args.device)
     common = dict(metrics=metrics, frames=args.frames, num=args.num, inception=args.inception,
                   classifier=args.classifier, fvd_repeat_frames=args.fvd_repeat_frames, batch_size=args.batch_size,
                   cache_dir=args.cache_dir, device=args.device, progress=not args.no_progress)

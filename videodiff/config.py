@@ -9,6 +9,7 @@ reflection).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ def _check_precision(group: str, value: str) -> None:
         raise ValueError(f"{group}.precision must be one of {' | '.join(PRECISIONS)}, got {value!r}")
 
 
+ON_NONFINITE = ("stop", "skip")  # train.on_nonfinite
+
+
 @dataclass
 class TrainConfig:
     steps: int = 1000
@@ -84,6 +88,10 @@ class TrainConfig:
     max_seconds: float = 0.0
     cond_drop_prob: float = 0.1  # text-conditioned runs: P(null condition c = 0) per video / image frame (eq. 5)
     init_from: str | None = None  # a new run starts from these EMA weights (run dir or checkpoint): fine-tuning
+    # A step whose loss or gradient norm is not finite (divergence): "stop" ends training with an error naming the
+    # step (no checkpoint is written for it, the last good one stays the latest); "skip" drops the step (no optimizer
+    # or EMA update), counts it ("skipped" in metrics.jsonl) and goes on.
+    on_nonfinite: str = "stop"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -103,10 +111,14 @@ class TrainConfig:
             if self.precision == "fp32":
                 raise ValueError("train.amp=bf16 contradicts train.precision=fp32; set only train.precision")
             self.precision = "bf16"
+        if not (math.isfinite(self.lr) and self.lr >= 0):
+            raise ValueError(f"train.lr must be a finite number >= 0, got {self.lr}")
         if self.max_seconds < 0:
             raise ValueError(f"train.max_seconds must be >= 0 (0: no limit), got {self.max_seconds}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.on_nonfinite not in ON_NONFINITE:
+            raise ValueError(f"train.on_nonfinite must be one of {' | '.join(ON_NONFINITE)}, got {self.on_nonfinite!r}")
 
 
 @dataclass
@@ -127,8 +139,9 @@ class SampleConfig:
         _check_precision("sample", self.precision)
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sample.sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}")
-        if self.steps < 1:
-            raise ValueError(f"sample.steps must be >= 1, got {self.steps}")
+        for name in ("steps", "num", "fps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"sample.{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass

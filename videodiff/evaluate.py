@@ -193,7 +193,7 @@ def evaluate_checkpoint(checkpoint, metrics=("fvd", "cfvd"), *, real=None, num: 
     fv = fv[:, :frames] if frames is not None else fv
     f = VideoSet(fv, f"samples of {loaded.path}", {
         "kind": "checkpoint samples", "checkpoint": str(loaded.path), "step": loaded.step, "seed": seed,
-        "sampler": sampler or cfg.sample.sampler, "steps": steps or cfg.sample.steps, "precision": loaded.precision,
+        "sampler": sampler or cfg.sample.sampler, "steps": cfg.sample.steps if steps is None else steps, "precision": loaded.precision,
         "saved_to": None if save_samples is None else str(save_samples)})
     res = compute_metrics(r.videos, f.videos, metrics, batch_size=batch_size, device=device, progress=progress, **kw)
     return {**_header(r, f), "metrics": res}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import re
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +27,34 @@ WRITE_FORMATS = (".gif", ".mp4", ".png")
 
 class VideoReadError(RuntimeError):
     """A video file is missing, empty, truncated, corrupt or too short; the message names the path."""
+
+
+def load_tensor_file(path: str | os.PathLike, what: str = "file"):
+    """``torch.load`` of a tensor file with ``weights_only=True`` (no code from the file runs). Any failure (not a
+    torch file, truncated, a pickle that needs code) is a ValueError naming ``what`` and the path, with the reason
+    but never torch's advice to load it with ``weights_only=False``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path}: file does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and format errors of all kinds
+        text = str(e)
+        glob = re.search(r"GLOBAL ([\w.]+)", text)
+        if isinstance(e, pickle.UnpicklingError) and glob:  # a pickle that needs code (hostile or not tensors)
+            reason = f"it holds Python objects ({glob.group(1)}) that a tensor file must not"
+        else:
+            lines = [line.strip() for line in text.splitlines()
+                     if line.strip() and not re.search(r"weights.only|safe_globals|torch\.serialization", line, re.I)]
+            reason = lines[0] if lines else type(e).__name__
+        raise ValueError(f"{what} {path}: cannot load as a tensor file: {reason}") from None
+
+
+def _honour_umask(path: str) -> None:
+    """mkstemp creates files 0600; give the finished file the mode a plain ``open`` would (0666 & ~umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -306,10 +336,13 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> No
             _write_mp4(tmp, frames, int(fps))
         else:
             _write_png(tmp, frames)
+        _honour_umask(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None:  # name the file asked for, not the temporary one
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 

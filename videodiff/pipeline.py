@@ -15,7 +15,7 @@ from .precision import compile_network, precision_name, prepare_network, resolve
 from .sampling import sample, sampler_options
 from .checkpoint import load_checkpoint
 
-__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "sample_videos", "text_condition",
+__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "sample_videos", "sample_seed", "text_condition",
            "sample_from_prompts"]
 
 
@@ -23,9 +23,17 @@ def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else CPU; otherwise the named device (clear error if it is unavailable)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {name!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was requested but CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} was requested but this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} was requested but MPS is not available on this machine")
     return device
 
 
@@ -82,6 +90,11 @@ def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto"
     return LoadedModel(den, cfg, ckpt["step"], ckpt["path"], precision_name(dtype))
 
 
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of the generator of video ``index`` of a sampling run with ``seed``."""
+    return seed * 1_000_003 + index
+
+
 @torch.no_grad()
 def sample_videos(
     denoiser: Denoiser,
@@ -97,7 +110,8 @@ def sample_videos(
     per_video: dict[str, torch.Tensor] | None = None,
     **kwargs,
 ) -> torch.Tensor:
-    """Draw ``num`` videos ``(num, C, F, H, W)`` in [-1, 1], reproducibly from ``seed`` (per-batch generators).
+    """Draw ``num`` videos ``(num, C, F, H, W)`` in [-1, 1], reproducibly: video ``i`` depends only on ``seed`` and
+    ``i`` (one generator per video, :func:`sample_seed`), not on ``num`` or ``batch_size``.
 
     Sampler settings default to ``cfg.sample``; ``kwargs`` go to the sampler and the denoiser (e.g. ``cond``).
     ``per_video`` holds denoiser arguments with a leading axis of ``num`` (e.g. ``text_emb``, ``text_mask``), split
@@ -113,14 +127,18 @@ def sample_videos(
     sampler = sampler or sc.sampler
     extra = sampler_options(sampler, gamma=sc.gamma, eta=sc.eta)
     extra.update(kwargs)
-    f = num_frames or cfg.data.num_frames
+    if num < 1 or batch_size < 1:
+        raise ValueError(f"need num >= 1 and batch_size >= 1 videos, got num={num}, batch_size={batch_size}")
+    if (steps is not None and steps < 1) or (num_frames is not None and num_frames < 1):
+        raise ValueError(f"need steps >= 1 and num_frames >= 1, got steps={steps}, num_frames={num_frames}")
+    f = cfg.data.num_frames if num_frames is None else num_frames
     shape = (cfg.data.channels, f, cfg.data.image_size, cfg.data.image_size)
     out = []
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
-        gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
+        gen = [torch.Generator(device=device).manual_seed(sample_seed(seed, start + i)) for i in range(n)]
         part = {k: v[start : start + n].to(device) for k, v in per_video.items()}
-        x = sample(denoiser, (n, *shape), cfg.diffusion.schedule, steps=steps or sc.steps, sampler=sampler,
+        x = sample(denoiser, (n, *shape), cfg.diffusion.schedule, steps=sc.steps if steps is None else steps, sampler=sampler,
                    generator=gen, device=device, progress=progress, **extra, **part)
         out.append(x.float().cpu())
     return torch.cat(out).clamp(-1.0, 1.0)

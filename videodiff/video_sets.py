@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import read_video
+from .io import load_tensor_file, read_video
 
 __all__ = ["VideoSet", "load_video_set", "parse_grid", "find_grid", "tensor_to_uint8", "dataset_videos"]
 
@@ -132,6 +132,8 @@ def tensor_to_uint8(videos) -> np.ndarray:
     else:
         if v.shape[1] not in (1, 3):
             raise ValueError(f"float videos must be (N, C, F, H, W) with C in (1, 3), got {tuple(v.shape)}")
+        if not torch.isfinite(v).all():  # NaN would become black frames and a finite, meaningless score
+            raise ValueError("the videos hold NaN or infinite values")
         out = ((v.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
     out = out.cpu().numpy()
     return np.repeat(out, 3, -1) if out.shape[-1] == 1 else out
@@ -140,13 +142,15 @@ def tensor_to_uint8(videos) -> np.ndarray:
 def _load_array(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
         return tensor_to_uint8(torch.from_numpy(np.load(path)))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_tensor_file(path, "video tensor")
     if isinstance(obj, dict):
         obj = next((obj[k] for k in ("videos", "video", "samples") if k in obj), None)
         if obj is None:
             raise ValueError(f"{path}: a dict without a 'videos' tensor")
     if not isinstance(obj, torch.Tensor):
         raise ValueError(f"{path}: expected a video tensor, got {type(obj).__name__}")
+    if obj.is_floating_point() and not torch.isfinite(obj).all():
+        raise ValueError(f"{path}: the video tensor holds NaN or infinite values")
     return tensor_to_uint8(obj)
 
 

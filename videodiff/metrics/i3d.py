@@ -271,7 +271,12 @@ def load_i3d(path: str | None = None, fmt: str = "auto", bn_eps: float | None = 
     elif fmt == "torchscript":
         model = TorchScriptI3D(path)
     elif fmt == "pytorch_i3d":
-        sd = {k.removeprefix("module."): v for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+        from ..io import load_tensor_file
+
+        sd = load_tensor_file(path, "I3D weights")
+        if not isinstance(sd, dict):
+            raise ValueError(f"I3D weights {path}: not a state dict")
+        sd = {str(k).removeprefix("module."): v for k, v in sd.items()}
         model = InceptionI3d(num_classes=sd["logits.conv3d.bias"].shape[0], bn_eps=1e-5 if bn_eps is None else bn_eps)
         load_pytorch_i3d_state_dict(model, sd)
     else:

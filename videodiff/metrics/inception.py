@@ -183,13 +183,21 @@ class InceptionV3(nn.Module):
 
 def load_inception(path: str, **kw) -> InceptionV3:
     """InceptionV3 from pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (a local file; no download)."""
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    from ..io import load_tensor_file
+
+    sd = load_tensor_file(path, "Inception weights")
+    if not isinstance(sd, dict) or "fc.bias" not in {str(k).removeprefix("module.") for k in sd}:
+        raise ValueError(f"Inception weights {path}: not an FID Inception state dict (pt_inception-2015-12-05 .pth)")
     sd = {k.removeprefix("module."): v for k, v in sd.items() if not k.startswith("AuxLogits.")}
     model = InceptionV3(num_classes=sd["fc.bias"].shape[0], **kw)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise ValueError(f"Inception weights {path}: not an FID Inception state dict ({str(e).splitlines()[0]})") from e
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise KeyError(f"not an FID Inception state dict: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(f"Inception weights {path}: not an FID Inception state dict: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
     model.eval().requires_grad_(False)
     model.weights_path, model.weights_sha256 = path, file_sha256(path)
     return model

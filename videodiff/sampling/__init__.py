@@ -8,6 +8,7 @@ from torch import Tensor
 
 from ..schedule import time_grid
 from .ancestral import sample_ancestral
+from .common import draw_noise
 from .ddim import sample_ddim
 from .dpm_solver import sample_dpmpp2m
 
@@ -34,7 +35,7 @@ def sample(
     *,
     steps: int = 256,
     sampler: str = "ancestral",
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     z: Tensor | None = None,
@@ -42,12 +43,13 @@ def sample(
 ) -> Tensor:
     """Draw ``z_1 ~ N(0, I)`` of ``shape`` and run ``sampler`` on a uniform time grid of ``steps`` steps.
 
-    ``schedule`` maps times to log-SNR (e.g. :class:`videodiff.schedule.ScheduleConfig`). Extra keyword arguments
+    ``schedule`` maps times to log-SNR (e.g. :class:`videodiff.schedule.ScheduleConfig`). ``generator`` may be a list of
+    one generator per sample (each sample's noise then depends on its generator only). Extra keyword arguments
     go to the sampler (``gamma``, ``eta``, ``step_hook``, ``callback``, ``progress``) and on to ``denoise``.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
     if z is None:
-        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        z = draw_noise(shape, generator, device=device, dtype=dtype)
     logsnrs = schedule(time_grid(steps))
     return SAMPLERS[sampler](denoise, z, logsnrs, generator=generator, **kwargs)

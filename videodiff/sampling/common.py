@@ -13,11 +13,22 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-__all__ = ["StepHook", "Callback", "Update", "iterate_steps", "run_sampler"]
+__all__ = ["StepHook", "Callback", "Update", "iterate_steps", "run_sampler", "draw_noise"]
 
 StepHook = Callable[..., Tensor]
 Callback = Callable[[int, Tensor, Tensor], None]
 Update = Callable[[Tensor, Tensor, Tensor, Tensor, Callable[[], Tensor]], Tensor]
+
+
+def draw_noise(shape, generator, *, device, dtype) -> Tensor:
+    """Standard Gaussian noise of ``shape``. ``generator``: one ``torch.Generator`` (or None) for the whole batch, or a
+    list of one per sample (axis 0), so that each sample's noise depends on its own generator only (not on the
+    batch it is drawn in)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.stack([torch.randn(tuple(shape[1:]), generator=g, device=device, dtype=dtype) for g in generator])
+    return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
 
 
 def iterate_steps(logsnrs: Tensor, progress: bool, desc: str) -> Iterator[tuple[int, Tensor, Tensor, bool]]:
@@ -60,7 +71,7 @@ def run_sampler(
     """
 
     def noise() -> Tensor:
-        return torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        return draw_noise(z.shape, generator, device=z.device, dtype=z.dtype)
 
     for i, logsnr_t, logsnr_s, last in iterate_steps(logsnrs, progress, desc):
         x_hat = denoise(z, logsnr_t.to(z.dtype).expand(z.shape[0]), **denoise_kwargs)

@@ -22,6 +22,9 @@ import dataclasses
 import inspect
 import itertools
 import math
+import os
+import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -39,14 +42,30 @@ from ..losses import diffusion_loss
 from ..nn import joint_frame_mask
 from ..pipeline import build_model, sample_from_prompts, sample_videos
 from ..precision import autocast, compile_network, precision_name, prepare_network, resolve_precision
-from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ..checkpoint import latest_checkpoint, load_checkpoint, load_latest_checkpoint, save_checkpoint
 from .distributed import (DistEnv, GlobalIndexStream, RankSlice, checksum_across_ranks, init_distributed, no_sync,
                           wrap_ddp)
 from .ema import EMA
 from .randomness import draw_step_noise, seed_dropout
 from .report import MetricsLog, plot_loss
 
-__all__ = ["train", "TrainResult", "lr_at"]
+__all__ = ["train", "TrainResult", "lr_at", "TrainingDivergedError"]
+
+
+class TrainingDivergedError(ValueError):
+    """A step's loss or gradient norm was not finite (``train.on_nonfinite: stop``), or the weights became
+    non-finite; the message names the step and the last good checkpoint, which stays the latest."""
+
+
+def _diverged(step: int, what: str, run_dir: Path) -> TrainingDivergedError:
+    good = latest_checkpoint(run_dir)
+    kept = f"the last good checkpoint {good} is kept" if good is not None else "no checkpoint was written"
+    return TrainingDivergedError(f"training diverged: {what} at step {step}; {kept} (lower train.lr, or set "
+                                 f"train.on_nonfinite=skip to drop such steps)")
+
+
+def _weights_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 # Parameters a fine-tune may add to the network it starts from: zero-initialised, so the start is the same function.
@@ -101,6 +120,7 @@ class TrainResult:
     final_loss: float
     is_main: bool = True  # False on the ranks > 0 of a distributed run (rank 0 logs and reports)
     step: int | None = None  # the step training ended at (below train.steps when train.max_seconds stopped it)
+    skipped_steps: int = 0  # steps dropped for a non-finite loss or gradient norm (train.on_nonfinite=skip)
 
 
 def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path) -> None:
@@ -217,11 +237,20 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                          f"({env.world_size}) x train.grad_accum ({tc.grad_accum})")
     micro = tc.batch_size // (env.world_size * tc.grad_accum)  # clips per rank per micro-batch
     run_dir.mkdir(parents=True, exist_ok=True)
-    resume_from = latest_checkpoint(run_dir) if resume else None
-    ckpt = load_checkpoint(resume_from) if resume_from is not None else None
+    # The newest checkpoint that loads; a damaged newer one is reported (one line) and set aside (renamed
+    # *.damaged) so that checkpoint rotation cannot delete the good one in its favour.
+    warn = (lambda line: print(f"videodiff: {line}", file=sys.stderr)) if main else None
+    ckpt, damaged = load_latest_checkpoint(run_dir, warn=warn) if resume else (None, [])
+    resume_from = ckpt["path"] if ckpt is not None else None
     if ckpt is not None:
         _check_resumable(ckpt["config"], cfg, resume_from)
     env.barrier()  # every rank has read the checkpoint before rank 0 writes anything
+    if main:
+        for path in damaged:
+            aside = path.with_name(path.name + ".damaged")
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(path, aside)
+            print(f"videodiff: set {path} aside as {aside.name}", file=sys.stderr)
     if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     rng_devices = [device] if device.type == "cuda" else []
@@ -233,7 +262,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
         # The fused AdamW kernel (CPU and CUDA): one pass over each tensor instead of a dozen (BENCHMARKS.md).
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay,
                                 fused=device.type in ("cpu", "cuda"))
-        step, samples_seen = 0, 0
+        step, samples_seen, skipped = 0, 0, 0
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             ema.model.load_state_dict(ckpt["ema"])
@@ -241,7 +270,8 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
             _match_state_layout(opt)
             step = ckpt["step"]
             samples_seen = ckpt.get("samples_seen", step * tc.batch_size)  # older checkpoints: the batch size
-            ema.updates = step
+            skipped = ckpt.get("skipped_steps", 0)  # train.on_nonfinite=skip: steps without an update
+            ema.updates = step - skipped
             if main:
                 print(f"resuming from {resume_from} (step {step}, {samples_seen} clips seen)")
         elif tc.init_from:  # fine-tuning: a fresh run (optimizer, step 0) from another run's EMA weights
@@ -268,6 +298,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
         log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step) if main else None
         samples: list[Path] = []
         loss_sum, loss_n, t_last, last_loss = torch.zeros((), device=device), 0, time.perf_counter(), float("nan")
+        steps_n = 0  # steps since the last log line (loss_n: those of them not skipped)
         bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not (progress and main), dynamic_ncols=True)
         t_start = time.perf_counter()
         model.train()
@@ -275,6 +306,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, tc)
             opt.zero_grad(set_to_none=True)
+            step_loss = torch.zeros((), device=device)
             for m in range(tc.grad_accum):
                 batch = next(data_iter)
                 x = batch["video"].to(device, non_blocking=True)  # (b, C, F + N, H, W): video frames, then N images
@@ -293,31 +325,54 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                                                 parameterization=cfg.diffusion.parameterization, **net_kwargs)
                     # DDP averages over ranks, so this makes the gradient the mean over the global batch
                     (losses.sum() / (micro * tc.grad_accum)).backward()
-                loss_sum += losses.detach().sum()
+                step_loss += losses.detach().sum()
             clip = tc.grad_clip if tc.grad_clip > 0 else math.inf
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-            ema.update(model)  # identical on every rank: DDP gave every rank the same gradient
+            # Divergence: a non-finite loss (on any rank) or gradient norm. One flag summed over ranks, so that every
+            # rank takes the same decision (one host sync per step).
+            bad = env.all_sum((~torch.isfinite(step_loss + grad_norm)).float()).item() > 0
+            if bad and tc.on_nonfinite == "stop":
+                bar.close()
+                what = (f"non-finite loss or gradient norm (loss sum {step_loss.item():g} on this rank, gradient "
+                        f"norm {float(grad_norm):g})")
+                raise _diverged(step + 1, what, run_dir)
+            if bad:  # train.on_nonfinite=skip: no optimizer step, no EMA update; the step's data is consumed
+                skipped += 1
+                if main:
+                    tqdm.write(f"train: step {step + 1}: non-finite loss or gradient norm, skipped "
+                               f"({skipped} skipped so far)")
+            else:
+                opt.step()
+                ema.update(model)  # identical on every rank: DDP gave every rank the same gradient
+                loss_sum += step_loss
+                loss_n += 1
             step += 1
+            steps_n += 1
             samples_seen += tc.batch_size
-            loss_n += 1
             bar.update(1)
             last = step == tc.steps or _out_of_time(t_start, tc.max_seconds, env, device)
             if step % tc.log_every == 0 or last:
                 now = time.perf_counter()
-                last_loss = env.all_sum(loss_sum).item() / (loss_n * tc.batch_size)  # mean over the global batches
-                vps = loss_n * tc.batch_size / (now - t_last)
+                total = env.all_sum(loss_sum).item()
+                last_loss = total / (loss_n * tc.batch_size) if loss_n else float("nan")  # mean over global batches
+                vps = steps_n * tc.batch_size / (now - t_last)
                 if main:
-                    log.append({"step": step, "loss": last_loss, "lr": lr_at(step - 1, tc),
-                                "grad_norm": float(grad_norm), "videos_per_s": vps})
+                    row = {"step": step, "loss": last_loss, "lr": lr_at(step - 1, tc),
+                           "grad_norm": float(grad_norm), "videos_per_s": vps}
+                    if skipped:
+                        row["skipped"] = skipped  # steps skipped so far (train.on_nonfinite=skip)
+                    log.append(row)
                 bar.set_postfix(loss=f"{last_loss:.4f}", vid_s=f"{vps:.2f}")
-                loss_sum, loss_n, t_last = torch.zeros((), device=device), 0, now
+                loss_sum, loss_n, steps_n, t_last = torch.zeros((), device=device), 0, 0, now
             if step % tc.ckpt_every == 0 or last:
+                if not _weights_finite(model):  # never let a non-finite checkpoint rotate the good ones out
+                    bar.close()
+                    raise _diverged(step, "non-finite weights", run_dir)
                 checksum_across_ranks(ema.model, env, "EMA weights")
                 if main:
                     save_checkpoint(run_dir, step, model, ema.model, opt, {}, config_to_dict(cfg),
                                     extra={"samples_seen": samples_seen, "world_size": env.world_size,
-                                           "grad_accum": tc.grad_accum},
+                                           "grad_accum": tc.grad_accum, "skipped_steps": skipped},
                                     keep=tc.keep_checkpoints)
                     plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
                 env.barrier()  # the checkpoint is complete before any rank goes on (or returns)
@@ -336,4 +391,5 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
     loss_png = run_dir / "loss.png"  # drawn with the last checkpoint; draw it here only if no step ran
     if main and not loss_png.is_file():
         loss_png = plot_loss(run_dir / "metrics.jsonl", loss_png)
-    return TrainResult(run_dir, final, loss_png, samples, last_loss, is_main=main, step=step)
+    return TrainResult(run_dir, final, loss_png, samples, last_loss, is_main=main, step=step,
+                       skipped_steps=skipped)

@@ -3,26 +3,45 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 __all__ = ["MetricsLog", "plot_loss"]
 
 
 class MetricsLog:
-    """Append-only ``metrics.jsonl``; on resume, entries after the resumed step are dropped."""
+    """Append-only ``metrics.jsonl``; on resume, entries after the resumed step are dropped, and so is a partial
+    last line (a write interrupted by a crash), with a warning naming the file."""
 
     def __init__(self, path: str | Path, resume_step: int = 0):
         self.path = Path(path)
-        rows = self.read(self.path) if resume_step > 0 else []
+        rows = self.read(self.path, warn=True) if resume_step > 0 else []
         kept = [r for r in rows if r.get("step", 0) <= resume_step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     @staticmethod
-    def read(path: str | Path) -> list[dict]:
+    def read(path: str | Path, warn: bool = False) -> list[dict]:
+        """The rows of ``path``. A last line that is not JSON (partial) is dropped (reported on stderr if
+        ``warn``); any other bad line is a ValueError naming the file and line."""
         path = Path(path)
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = [(i, line) for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if line.strip()]
+        rows = []
+        for k, (i, line) in enumerate(lines):
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as e:
+                if k == len(lines) - 1:
+                    if warn:
+                        print(f"videodiff: warning: {path}: dropped its partial last line {i} "
+                              f"(an interrupted write)", file=sys.stderr)
+                    break
+                raise ValueError(f"{path}: line {i} is not a JSON object ({e})") from e
+            rows.append(row)
+        return rows
 
     def append(self, row: dict) -> None:
         with self.path.open("a") as f:
