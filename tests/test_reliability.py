@@ -425,3 +425,49 @@ def test_a_video_depends_on_the_seed_and_its_index_only(sampler):
     assert not torch.equal(a[0], a[1])  # different indices, different videos
     d = sample_videos(denoise, cfg, 2, batch_size=2, **{**kw, "seed": 8})
     assert not torch.equal(a[:2], d)
+
+
+def test_an_absurd_canvas_is_refused_before_decoding(tmp_path):
+    """A tiny GIF that declares a 9000x9000 canvas (243 MB per decoded frame) is refused from its header."""
+    from PIL import Image
+
+    from videodiff.io import VideoReadError, read_video
+
+    path = tmp_path / "huge.gif"
+    Image.new("P", (9000, 9000)).save(path)  # a few KB on disk: one palette colour compresses to nothing
+    assert path.stat().st_size < 100_000
+    with pytest.raises(VideoReadError, match="9000x9000 pixels exceed the reader's limit"):
+        read_video(path)
+
+
+def test_a_too_short_video_names_the_frameskip_that_would_fit(tmp_path):
+    import numpy as np
+
+    from videodiff.data.video_folder import VideoFolder
+    from videodiff.io import VideoReadError, write_video
+
+    write_video(tmp_path / "short.mp4", np.zeros((20, 16, 16, 3), np.uint8), fps=8)
+    with pytest.raises(VideoReadError, match="set data.frameskip=3 or lower to use it, or data.on_error=skip"):
+        VideoFolder(tmp_path, num_frames=7, frameskip=4, image_size=16)
+
+
+def test_a_mixed_folder_fails_from_the_headers_naming_the_files(tmp_path, monkeypatch):
+    """Resolution and length mismatches are found from the headers, before any frame is decoded."""
+    import numpy as np
+
+    import videodiff.io as vio
+    from videodiff.io import write_video
+    from videodiff.video_sets import load_video_set
+
+    write_video(tmp_path / "a.mp4", np.zeros((12, 32, 32, 3), np.uint8), fps=8)
+    write_video(tmp_path / "b.mp4", np.zeros((10, 32, 32, 3), np.uint8), fps=8)
+    decoded = []
+    monkeypatch.setattr(vio, "_decode", lambda *a, **k: decoded.append(a) or [])
+    with pytest.raises(ValueError, match=r"differ in length \(b.mp4: 10 frames, a.mp4: 12\); pass --frames 10"):
+        load_video_set(tmp_path, what="--real")
+    with pytest.raises(ValueError, match="b.mp4 has 10 frames, fewer than --frames 11"):
+        load_video_set(tmp_path, frames=11, what="--real")
+    write_video(tmp_path / "c.mp4", np.zeros((12, 48, 64, 3), np.uint8), fps=8)
+    with pytest.raises(ValueError, match="differ in resolution .*64x48"):
+        load_video_set(tmp_path, frames=8, what="--real")
+    assert decoded == []  # nothing was decoded

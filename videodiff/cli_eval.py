@@ -93,7 +93,9 @@ def add_subcommands(sub) -> None:
                        description="Compare a fake video set with a real one. PATH: a folder of videos, one video "
                                    "file holding a grid of videos (as written by `videodiff sample`), a .pt tensor "
                                    "(`videodiff sample --save-tensor`), or a sampling/run directory.")
-    p.add_argument("--real", type=Path, help="real videos (default with --checkpoint: the held-out split of its data)")
+    p.add_argument("--real", type=Path, help="real videos (default with --checkpoint: the test split of its data: held-out clips for "
+                        "Moving MNIST, other clips of the same files for a video folder; pass --real for held-out "
+                        "videos there)")
     p.add_argument("--fake", type=Path, help="generated videos")
     p.add_argument("--checkpoint", type=Path, help="sample the fake set from this run directory or checkpoint")
     p.add_argument("--metrics", default="fvd,cfvd", help=f"comma-separated, from {','.join(METRICS)} (default fvd,cfvd)")

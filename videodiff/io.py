@@ -60,6 +60,17 @@ def _honour_umask(path: str) -> None:
 # ----------------------------------------------------------------------------------------------- reading
 
 
+# Frames above this many pixels are refused before decoding (a 4.6 KB GIF can declare a 9000x9000 canvas, which
+# decodes to 243 MB per frame). 8K UHD (7680x4320) is 33.2M pixels.
+MAX_FRAME_PIXELS = 7680 * 4320
+
+
+def _check_canvas(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoReadError(f"{path}: frames of {width}x{height} pixels exceed the reader's limit of "
+                             f"{MAX_FRAME_PIXELS} pixels (8K UHD); refusing to decode")
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise VideoReadError(f"{path}: file does not exist")
@@ -141,6 +152,7 @@ def _decode(path: Path, start: int, max_frames: int | None, step: int, seek: boo
     frames: list[np.ndarray] = []
     restart = False
     try:
+        _check_canvas(path, stream.codec_context.width, stream.codec_context.height)
         seeked = seek and _seek_to(container, stream, start)
         origin, rate, time_base = stream.start_time or 0, stream.average_rate, stream.time_base
         index = -1
@@ -186,6 +198,11 @@ def _check_count(path, frames, declared: int, start: int, max_frames: int | None
 def _read_gif(path: Path, start: int, max_frames: int | None, step: int) -> list[np.ndarray]:
     im = _open_gif(path)
     frames: list[np.ndarray] = []
+    try:
+        _check_canvas(path, *im.size)
+    except VideoReadError:
+        im.close()
+        raise
     try:
         for index, frame in enumerate(ImageSequence.Iterator(im)):
             if index >= start and (index - start) % step == 0:

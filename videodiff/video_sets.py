@@ -180,6 +180,27 @@ def _run_samples(path: Path) -> Path | None:
     return None
 
 
+def _check_headers(files: list[Path], frames: int | None, source: str) -> None:
+    """Resolutions and frame counts from the files' headers (no decoding): a mixed folder fails here, naming two
+    files that differ, instead of after every frame of every file has been decoded."""
+    from .io import video_info
+
+    heads = {p: video_info(p) for p in files}  # (num_frames, height, width, fps)
+    sizes = {(h, w): p for p, (_, h, w, _) in heads.items()}
+    if len(sizes) > 1:
+        (s1, p1), (s2, p2) = list(sizes.items())[:2]
+        raise ValueError(f"{source}: videos differ in resolution ({p1.name}: {s1[1]}x{s1[0]}, {p2.name}: "
+                         f"{s2[1]}x{s2[0]}); use one resolution per set")
+    counts = {p: n for p, (n, _, _, _) in heads.items()}
+    shortest = min(counts, key=counts.get)
+    if frames is not None and counts[shortest] < frames:
+        raise ValueError(f"{source}: {shortest.name} has {counts[shortest]} frames, fewer than --frames {frames}")
+    if frames is None and len(set(counts.values())) > 1:
+        raise ValueError(f"{source}: videos differ in length ({shortest.name}: {counts[shortest]} frames, "
+                         f"{max(counts, key=counts.get).name}: {max(counts.values())}); pass --frames "
+                         f"{counts[shortest]} (or fewer) to cut them to a common length")
+
+
 def _stack(parts: list[np.ndarray], source: str) -> np.ndarray:
     shapes = sorted({p.shape[1:] for p in parts})
     if len(shapes) > 1:
@@ -214,6 +235,8 @@ def load_video_set(path, *, frames: int | None = None, num: int | None = None, g
             if not files:
                 raise FileNotFoundError(f"{what} {path}: no videos ({', '.join(VIDEO_FILES)}) or tensors "
                                         f"({', '.join(ARRAY_FILES)}) in this folder")
+            if not arrays:
+                _check_headers(files, frames, f"{what} {path}")  # before decoding anything
             parts, kinds = [], set()
             it = files
             if progress and len(files) > 1:
@@ -257,7 +280,11 @@ def dataset_videos(data_cfg, split: str = "test", num: int = 256, progress: bool
         from tqdm.auto import tqdm
         it = tqdm(it, desc=f"{split} clips", unit="clip")
     videos = tensor_to_uint8(torch.stack([ds[i]["video"] for i in it]))
-    return VideoSet(videos, f"{data_cfg.kind} {split} split", {"kind": "dataset", "split": split})
+    if data_cfg.kind == "moving_mnist":
+        name, held_out = f"{data_cfg.kind} {split} split", split == "test"
+    else:  # a folder's "test" split draws other clip starts from the same files: not held out
+        name, held_out = f"{data_cfg.kind} clips of the training videos ({split} clip starts)", False
+    return VideoSet(videos, name, {"kind": "dataset", "split": split, "held_out": held_out})
 
 
 # ---------------------------------------------------------------------------------------------------- metrics

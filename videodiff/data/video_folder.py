@@ -77,9 +77,12 @@ class VideoFolder(Dataset):
             try:
                 count = video_info(path)[0]
                 if count < self.span:
+                    longest = (count - 1) // max(num_frames - 1, 1) if num_frames > 1 else frameskip
+                    hint = (f"set data.frameskip={longest} or lower" if 1 <= longest < frameskip
+                            else "lower data.num_frames")
                     raise VideoReadError(
                         f"{path}: too short: {count} frames, a clip of {num_frames} frames at frameskip "
-                        f"{frameskip} needs {self.span}"
+                        f"{frameskip} needs {self.span}; {hint} to use it, or data.on_error=skip to skip such files"
                     )
             except VideoReadError as e:
                 if on_error == "raise":
