@@ -471,3 +471,29 @@ def test_a_mixed_folder_fails_from_the_headers_naming_the_files(tmp_path, monkey
     with pytest.raises(ValueError, match="differ in resolution .*64x48"):
         load_video_set(tmp_path, frames=8, what="--real")
     assert decoded == []  # nothing was decoded
+
+
+def test_a_real_file_size_limit_during_a_checkpoint_is_one_line(tmp_path):
+    """A real kernel-enforced limit (RLIMIT_FSIZE, as on a nearly full disk or quota): the second run of the same
+    command hits it inside its checkpoint write, exits 2 with one line, and the first checkpoint is untouched."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "r"
+    train(load_config(None, TINY + ["train.steps=1"]), run, progress=False)
+    before = _snapshot(run)
+    limit = max(p.stat().st_size for p in run.rglob("*.safetensors")) // 2  # below one checkpoint file
+    code = ("import resource, signal, sys\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG (OSError) instead of death by signal\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+            "from videodiff.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    args = ["train", "--out", str(run), "--no-progress"]
+    for o in TINY + ["train.steps=2"]:
+        args += ["--set", o]
+    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    err = [line for line in res.stderr.splitlines() if line.startswith("videodiff: error")]
+    assert res.returncode == 2 and len(err) == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "step_000002" in err[0]
+    assert _snapshot(run) == before and load_checkpoint(run)["step"] == 1
