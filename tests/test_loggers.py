@@ -37,9 +37,13 @@ def _raw_steps(run, tag):
     return sorted(steps)
 
 
-def test_tensorboard_logs_the_metrics_rows_and_the_sample_grid(tmp_path):
+def test_tensorboard_logs_the_metrics_rows_and_the_sample_grid(tmp_path, capsys):
     run = tmp_path / "r"
-    train(load_config(None, FAST + ["train.steps=3", "train.log_every=2"]), run, progress=False)
+    args = ["train", "--out", str(run), "--no-progress"]
+    for o in FAST + ["train.steps=3", "train.log_every=2"]:
+        args += ["--set", o]
+    assert main(args) == 0  # the default train.loggers
+    assert f"monitoring : tensorboard --logdir {run / 'tensorboard'}" in capsys.readouterr().out
     acc = _board(run)
     assert sorted(acc.Tags()["scalars"]) == sorted(SCALARS)
     rows = MetricsLog.read(run / "metrics.jsonl")
