@@ -76,6 +76,9 @@ def _cmd_train(args) -> int:
         print(f"  loss curve : {res.loss_plot}")
     for p in res.samples:
         print(f"  samples    : {p}")
+    board = res.run_dir / "tensorboard"
+    if "tensorboard" in cfg.train.loggers and board.is_dir():
+        print(f"  monitoring : tensorboard --logdir {board}")
     return 0
 
 

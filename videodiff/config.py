@@ -58,6 +58,8 @@ def _check_precision(group: str, value: str) -> None:
 
 
 ON_NONFINITE = ("stop", "skip")  # train.on_nonfinite
+LOGGERS = ("tensorboard", "wandb")  # train.loggers (videodiff/train/loggers.py)
+WANDB_MODES = ("offline", "online")  # train.wandb_mode
 
 
 @dataclass
@@ -92,9 +94,25 @@ class TrainConfig:
     # step (no checkpoint is written for it, the last good one stays the latest); "skip" drops the step (no optimizer
     # or EMA update), counts it ("skipped" in metrics.jsonl) and goes on.
     on_nonfinite: str = "stop"
+    # Experiment trackers, besides metrics.jsonl (always written), on rank 0: "tensorboard" (event files in
+    # RUN/tensorboard/) and/or "wandb" (the optional wandb package); [] for none.
+    loggers: tuple[str, ...] = ("tensorboard",)
+    wandb_mode: str = "offline"  # "offline": files in RUN/wandb/ only (`wandb sync` uploads them); "online": uploads
+    wandb_project: str = "videodiff"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
+        self.loggers = tuple(self.loggers)
+        for name in self.loggers:
+            if name not in LOGGERS:
+                raise ValueError(f"train.loggers: unknown logger {name!r}; choose from {' | '.join(LOGGERS)} "
+                                 f"(or [] for none)")
+        if len(set(self.loggers)) != len(self.loggers):
+            raise ValueError(f"train.loggers names a logger twice: {list(self.loggers)}")
+        if self.wandb_mode not in WANDB_MODES:
+            raise ValueError(f"train.wandb_mode must be one of {' | '.join(WANDB_MODES)}, got {self.wandb_mode!r}")
+        if not self.wandb_project:
+            raise ValueError("train.wandb_project must not be empty")
         if not 0.0 <= self.cond_drop_prob <= 1.0:
             raise ValueError(f"train.cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
         for name in ("steps", "batch_size", "grad_accum", "log_every", "ckpt_every", "keep_checkpoints"):

@@ -18,6 +18,7 @@ batch of a step, and its noise, do not depend on the world size, so a run may re
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import itertools
@@ -46,6 +47,7 @@ from ..checkpoint import latest_checkpoint, load_checkpoint, load_latest_checkpo
 from .distributed import (DistEnv, GlobalIndexStream, RankSlice, checksum_across_ranks, init_distributed, no_sync,
                           wrap_ddp)
 from .ema import EMA
+from .loggers import Loggers
 from .randomness import draw_step_noise, seed_dropout
 from .report import MetricsLog, plot_loss
 
@@ -171,7 +173,8 @@ def _preview_prompts(cfg: ExperimentConfig) -> list[str]:
     return [items[i % len(items)]["caption"] for i in range(cfg.sample.num)]
 
 
-def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int, text_cache=None) -> list[Path]:
+def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int, text_cache=None,
+                   loggers: Loggers | None = None) -> list[Path]:
     device = next(ema_net.parameters()).device
     den = Denoiser(ema_net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x,
                    autocast_dtype=resolve_precision(cfg.sample.precision, device))
@@ -188,6 +191,8 @@ def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int, tex
         p = run_dir / "samples" / f"step_{step:06d}.{ext}"
         save_video_grid(videos, p, fps=cfg.sample.fps)
         paths.append(p)
+    if loggers is not None:
+        loggers.samples(step, videos)
     return paths
 
 
@@ -255,7 +260,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     rng_devices = [device] if device.type == "cuda" else []
 
-    with torch.random.fork_rng(devices=rng_devices):
+    with torch.random.fork_rng(devices=rng_devices), contextlib.ExitStack() as closing:
         torch.manual_seed(tc.seed)
         model = prepare_network(build_model(cfg).to(device), dtype)  # channels-last for bf16 on the CPU
         ema = EMA(model, tc.ema_decay)
@@ -296,6 +301,10 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
             text_cache = build_text_cache(cfg.text, device=device)  # frozen encoder, loaded on the first cache miss
         data_iter = iter(_make_loader(dataset, tc, env, micro, samples_seen, step))
         log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step) if main else None
+        # train.loggers (TensorBoard, W&B) on rank 0; closed when training ends, also by an exception
+        loggers = closing.enter_context(Loggers(
+            tc.loggers if main else (), run_dir, step=step, config=config_to_dict(cfg), name=cfg.name,
+            wandb_mode=tc.wandb_mode, wandb_project=tc.wandb_project))
         samples: list[Path] = []
         loss_sum, loss_n, t_last, last_loss = torch.zeros((), device=device), 0, time.perf_counter(), float("nan")
         steps_n = 0  # steps since the last log line (loss_n: those of them not skipped)
@@ -362,6 +371,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                     if skipped:
                         row["skipped"] = skipped  # steps skipped so far (train.on_nonfinite=skip)
                     log.append(row)
+                    loggers.scalars(step, row)
                 bar.set_postfix(loss=f"{last_loss:.4f}", vid_s=f"{vps:.2f}")
                 loss_sum, loss_n, steps_n, t_last = torch.zeros((), device=device), 0, 0, now
             if step % tc.ckpt_every == 0 or last:
@@ -375,11 +385,12 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                                            "grad_accum": tc.grad_accum, "skipped_steps": skipped},
                                     keep=tc.keep_checkpoints)
                     plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
+                    loggers.flush()  # the logged steps up to the checkpoint are on disk
                 env.barrier()  # the checkpoint is complete before any rank goes on (or returns)
             if (tc.sample_every and step % tc.sample_every == 0) or last:
                 if main:
                     with torch.random.fork_rng(devices=rng_devices):
-                        samples = _write_samples(ema.model, cfg, run_dir, step, text_cache)
+                        samples = _write_samples(ema.model, cfg, run_dir, step, text_cache, loggers)
                 env.barrier()
                 t_last = time.perf_counter()  # sampling time is not training throughput
             if last and step < tc.steps:
