@@ -29,3 +29,17 @@ def one_thread():
     torch.set_num_threads(n)
     if limits is not None:
         limits.restore_original_limits()
+
+
+def assert_one_line_error(capsys, *words) -> str:
+    """The README's contract for an expected failure: the last stderr line is ``videodiff: error: ...`` naming
+    ``words``; before it only notes and progress bars; no traceback, never torch's weights_only=False advice."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("videodiff: error: "), err
+    # before it, at most notes and progress bars: the error is that one line
+    assert all(line.startswith("note:") or "it/s]" in line for line in lines[:-1]), err
+    assert "Traceback" not in err and "weights_only=False" not in err, err
+    for w in words:
+        assert w in lines[-1], (w, lines[-1])
+    return lines[-1]

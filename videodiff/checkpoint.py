@@ -134,7 +134,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         except (OSError, UnicodeDecodeError):  # a damaged pointer: the newest complete folder below
             name = ""
         path = root / name
-        if name.startswith("step_") and _is_step_dir(path) and (path / "state.json").is_file():
+        if _is_step_dir(path) and (path / "state.json").is_file():
             return path
     done = _complete(root)
     return done[-1] if done else None

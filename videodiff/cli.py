@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_common import add_precision_args, check_counts, check_output_path
+from .cli_common import add_precision_args, check_counts, check_output_path, fps_option
 
 __all__ = ["main", "add_precision_args"]
 
@@ -111,8 +111,7 @@ def _cmd_sample(args) -> int:
     else:
         videos = sample_videos(loaded.denoiser, loaded.config, args.num, **common)
     dt = time.perf_counter() - t0
-    fps = loaded.config.sample.fps if args.fps is None else args.fps
-    save_video_grid(videos, out, fps=fps, nrow=args.num if args.prompt else None)
+    save_video_grid(videos, out, fps=fps_option(args, loaded.config), nrow=args.num if args.prompt else None)
     if args.save_tensor:
         torch.save(videos, out.with_suffix(".pt"))
     print(f"sampled {len(videos)} videos {tuple(videos.shape[1:])} from {loaded.path} (step {loaded.step}) "

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from .precision import PRECISIONS
 
-__all__ = ["add_precision_args", "check_counts", "check_output_path"]
+__all__ = ["add_precision_args", "check_counts", "check_output_path", "fps_option"]
+
+
+def fps_option(args, cfg) -> int:
+    """``--fps`` where given (0 is refused by :func:`check_counts`, not replaced), else the run's ``sample.fps``."""
+    return cfg.sample.fps if args.fps is None else args.fps
 
 
 def check_counts(args, **minimums: int) -> None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .cli import add_model_args, check_out, check_sampler_flags, load_model_arg
-from .cli_common import add_precision_args, check_counts
+from .cli_common import add_precision_args, check_counts, fps_option
 
 __all__ = ["add_subcommands", "main"]
 
@@ -205,10 +205,6 @@ def _write(args, videos, *, fps: int, compare_rows=None, compare_known=None) -> 
         torch.save(videos, args.out.with_suffix(".pt"))
 
 
-def _fps(args, cfg) -> int:
-    return cfg.sample.fps if args.fps is None else args.fps
-
-
 def _device_of(loaded):
     return next(loaded.denoiser.parameters()).device
 
@@ -275,7 +271,7 @@ def _cmd_extend(args) -> int:
             marks.append(known)
     else:
         rows, marks = [out], [[i < f_model for i in range(args.frames)]]
-    _write(args, out, fps=_fps(args, cfg), compare_rows=rows, compare_known=marks)
+    _write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
     caption = f", prompt {args.prompt!r}" if args.prompt is not None else ""
     print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}{caption}) with "
           f"{loaded.path} in {dt:.1f} s -> {args.out}")
@@ -312,7 +308,7 @@ def _cmd_interpolate(args) -> int:
     if truth is not None:
         rows.append(truth)
         marks.append(known)
-    _write(args, out, fps=_fps(args, cfg), compare_rows=rows, compare_known=marks)
+    _write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
     print(f"interpolated {video.shape[2]} -> {total} frames (x{args.factor}, {args.method}) in {dt:.1f} s "
           f"-> {args.out}")
     return 0
@@ -340,7 +336,7 @@ def _cmd_upsample(args) -> int:
     dt = time.perf_counter() - t0
     f = out.shape[2]
     rows, marks = [align_frames(video, range(f), f, size=size), out], [[True] * f, [False] * f]
-    _write(args, out, fps=_fps(args, cfg), compare_rows=rows, compare_known=marks)
+    _write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
     print(f"upsampled {f} frames {low}->{size} (eq. 7, {args.down}) in {dt:.1f} s -> {args.out}")
     return 0
 
@@ -393,7 +389,7 @@ def _cmd_cascade(args) -> int:
     total = out.shape[2]
     known = [i % factor == 0 for i in range(total)]
     rows, marks = [align_frames(video, range(0, total, factor), total, size=size), out], [known, [False] * total]
-    _write(args, out, fps=_fps(args, hcfg), compare_rows=rows, compare_known=marks)
+    _write(args, out, fps=fps_option(args, hcfg), compare_rows=rows, compare_known=marks)
     print(f"cascade: {video.shape[2]} frames {lsize}px -> {total} frames {size}px (x{factor} in time) "
           f"in {dt:.1f} s -> {args.out}")
     return 0

@@ -141,17 +141,19 @@ def tensor_to_uint8(videos) -> np.ndarray:
 
 def _load_array(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
-        return tensor_to_uint8(torch.from_numpy(np.load(path)))
-    obj = load_tensor_file(path, "video tensor")
-    if isinstance(obj, dict):
-        obj = next((obj[k] for k in ("videos", "video", "samples") if k in obj), None)
-        if obj is None:
-            raise ValueError(f"{path}: a dict without a 'videos' tensor")
-    if not isinstance(obj, torch.Tensor):
-        raise ValueError(f"{path}: expected a video tensor, got {type(obj).__name__}")
-    if obj.is_floating_point() and not torch.isfinite(obj).all():
-        raise ValueError(f"{path}: the video tensor holds NaN or infinite values")
-    return tensor_to_uint8(obj)
+        obj = torch.from_numpy(np.load(path))
+    else:
+        obj = load_tensor_file(path, "video tensor")
+        if isinstance(obj, dict):
+            obj = next((obj[k] for k in ("videos", "video", "samples") if k in obj), None)
+            if obj is None:
+                raise ValueError(f"{path}: a dict without a 'videos' tensor")
+        if not isinstance(obj, torch.Tensor):
+            raise ValueError(f"{path}: expected a video tensor, got {type(obj).__name__}")
+    try:
+        return tensor_to_uint8(obj)  # checks the shape and refuses NaN / infinite values
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def _read_file(path: Path, frames: int | None, rows, cols, grid: bool | None) -> tuple[np.ndarray, str]:

@@ -256,7 +256,6 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
             shutil.rmtree(aside, ignore_errors=True)
             os.replace(path, aside)
             print(f"videodiff: set {path} aside as {aside.name}", file=sys.stderr)
-    if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     rng_devices = [device] if device.type == "cuda" else []
 
