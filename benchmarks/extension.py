@@ -10,7 +10,7 @@ network the correction is enormous at high noise (the eps-parameterised ``x_hat`
 Jacobian by ``1 / alpha_t``, and eq. 6 divides by ``alpha_t`` again).
 
 * error to the true continuation, per future frame: MSE and PSNR (pixels in [0, 1]) and SSIM (Wang et al. 2004,
-  11x11 Gaussian window, sigma 1.5, implemented below);
+  11x11 Gaussian window, sigma 1.5: :mod:`videodiff.metrics.paired`);
 * temporal coherence across block boundaries: the mean squared difference between consecutive frames where a block
   starts (last conditioning frame -> first generated frame) divided by the same quantity within blocks. A coherent
   video has a ratio near the real clips' ratio (about 1); blocks that ignore their context jump at the boundary.
@@ -37,11 +37,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from videodiff.conditional import extend, extension_plan, frame_strip
 from videodiff.data import build_dataset
 from videodiff.denoiser import Denoiser
+from videodiff.metrics.paired import frame_pair_metrics
 from videodiff.pipeline import load_model
 from videodiff.sampling import sampler_options
 
@@ -49,38 +49,12 @@ from videodiff.sampling import sampler_options
 # ------------------------------------------------------------------------------------------------ metrics
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64) -> torch.Tensor:
-    x = torch.arange(size, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]  # (1, 1, size, size)
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM of image pairs ``(N, C, H, W)`` (Wang et al. 2004: Gaussian window, K1 = 0.01, K2 = 0.03, valid
-    filtering), one value per image. The window shrinks to the image when the image is smaller."""
-    a, b = a.double(), b.double()
-    c = a.shape[1]
-    size = min(size, a.shape[-1], a.shape[-2])
-    w = _gaussian_window(size, sigma).expand(c, 1, size, size)
-    filt = lambda x: F.conv2d(x, w, groups=c)  # noqa: E731
-    mu_a, mu_b = filt(a), filt(b)
-    s_aa = filt(a * a) - mu_a**2
-    s_bb = filt(b * b) - mu_b**2
-    s_ab = filt(a * b) - mu_a * mu_b
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    m = ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2))
-    return m.flatten(1).mean(1)
-
-
 def frame_metrics(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-frame MSE, PSNR, SSIM of videos ``(B, C, F, H, W)`` in [-1, 1] (evaluated in [0, 1]); shape (B, F)."""
-    p, t = (pred.double().clamp(-1, 1) + 1) / 2, (truth.double() + 1) / 2
-    mse = (p - t).square().mean(dim=(1, 3, 4))  # (B, F)
-    psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
-    b, c, f, h, w = p.shape
-    s = ssim(p.transpose(1, 2).reshape(b * f, c, h, w), t.transpose(1, 2).reshape(b * f, c, h, w)).reshape(b, f)
-    return {"mse": mse.numpy(), "psnr": psnr.numpy(), "ssim": s.numpy()}
+    """Per-frame MSE, PSNR, SSIM (:mod:`videodiff.metrics.paired`) of videos ``(B, C, F, H, W)`` in [-1, 1], with
+    the prediction clamped to [-1, 1]; MSE as on [0, 1] pixels (a quarter of it on [-1, 1]), PSNR capped at
+    100 dB (MSE 1e-10 on [0, 1]) where a frame is copied exactly. Shape (B, F)."""
+    m = frame_pair_metrics(pred.clamp(-1, 1), truth)
+    return {"mse": (m["mse"] / 4).numpy(), "psnr": m["psnr"].clamp(max=100.0).numpy(), "ssim": m["ssim"].numpy()}
 
 
 def boundary_ratio(video: torch.Tensor, plan) -> tuple[float, float, float]:

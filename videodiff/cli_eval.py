@@ -89,10 +89,13 @@ def add_subcommands(sub) -> None:
     """Register ``eval`` and ``train-classifier`` on ``videodiff``'s subparsers."""
     from .evaluate import METRICS
 
-    p = sub.add_parser("eval", help="FVD / FID / IS / classifier-FVD / classifier-IS of videos or of a checkpoint",
+    p = sub.add_parser("eval", help="FVD / FID / IS / classifier-FVD / classifier-IS of videos or of a checkpoint; "
+                                          "PSNR / SSIM of paired videos",
                        description="Compare a fake video set with a real one. PATH: a folder of videos, one video "
                                    "file holding a grid of videos (as written by `videodiff sample`), a .pt tensor "
-                                   "(`videodiff sample --save-tensor`), or a sampling/run directory.")
+                                   "(`videodiff sample --save-tensor`), or a sampling/run directory. psnr and ssim "
+                                   "pair the i-th fake video with the i-th real one (ground truth, e.g. of "
+                                   "super-resolution or interpolation); they need --real and --fake.")
     p.add_argument("--real", type=Path, help="real videos (default with --checkpoint: the test split of its data: held-out clips for "
                         "Moving MNIST, other clips of the same files for a video folder; pass --real for held-out "
                         "videos there)")

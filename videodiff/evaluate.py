@@ -7,7 +7,9 @@ classifier-IS with their protocol records, between video sets loaded by :mod:`vi
   repeats every frame ``ceil(9 / F)`` times for shorter videos (recorded, not comparable with published FVD);
 * ``fid`` / ``is``: InceptionV3 from a user-supplied weights file, on all frames (avg) and the first frame
   (first), as in Tables 2-3; IS is reported for the fake set and, as a reference, the real set;
-* ``cfvd`` / ``cis``: the project's Moving MNIST classifier (:mod:`videodiff.metrics.classifier`).
+* ``cfvd`` / ``cis``: the project's Moving MNIST classifier (:mod:`videodiff.metrics.classifier`);
+* ``psnr`` / ``ssim``: frame-pair metrics (:mod:`videodiff.metrics.paired`) between the i-th fake and the i-th
+  real video, for tasks with ground truth (super-resolution, interpolation): mean, t-interval, per-frame means.
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .metrics.paired import PAIRED_METRICS, check_pairs, paired_metrics
 from .video_sets import VideoSet, dataset_videos, find_grid, load_video_set, parse_grid, tensor_to_uint8
 
 __all__ = ["METRICS", "VideoSet", "load_video_set", "parse_grid", "find_grid", "tensor_to_uint8", "dataset_videos",
            "compute_metrics", "evaluate_paths", "evaluate_checkpoint", "format_results", "write_results"]
 
-METRICS = ("fvd", "fid", "is", "cfvd", "cis")
+METRICS = ("fvd", "fid", "is", "cfvd", "cis") + PAIRED_METRICS
 
 
 def _check_metrics(metrics) -> list[str]:
@@ -120,7 +123,8 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, metrics=("fvd", "cfvd"),
     """{name: {"value" | "fake"/"real": ..., "protocol": {...}}} for uint8 ``(N, F, H, W, 3)`` sets.
 
     Names: ``fvd``, ``fid_avg``/``fid_first``, ``is_avg``/``is_first`` (IS@1, IS@10 as (mean, std) of the
-    fake and the real set), ``cfvd``, ``cis``. Options are checked before any network runs.
+    fake and the real set), ``cfvd``, ``cis``, ``psnr``, ``ssim`` (:func:`videodiff.metrics.paired.paired_metrics`:
+    the sets pair by order). Options are checked before any network runs.
     """
     from .pipeline import pick_device
 
@@ -129,13 +133,18 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, metrics=("fvd", "cfvd"),
     for label, v in (("real", real), ("fake", fake)):
         if v.ndim != 5 or v.shape[-1] != 3 or v.dtype != np.uint8:
             raise ValueError(f"{label} videos must be uint8 (N, F, H, W, 3), got {v.dtype} {v.shape}")
-        if len(v) < 2:
+        if len(v) < 2 and set(metrics) - set(PAIRED_METRICS):
             raise ValueError(f"{label} set has {len(v)} video(s); Fréchet distances need at least 2 per set")
     if ("fid" in metrics or "is" in metrics) and inception is None:
         _inception_metrics(metrics, real, fake, None, batch_size, dev, progress)  # raises, naming --inception
     if "fvd" in metrics and min(real.shape[1], fake.shape[1]) < 9 and not fvd_repeat_frames:
         _fvd(real[:, :1], fake[:, :1], False, batch_size, cache_dir, dev, progress)  # raises before heavy work
+    paired = [m for m in metrics if m in PAIRED_METRICS]
+    if paired:
+        check_pairs(real, fake)  # before any network runs
     results: dict = {}
+    if paired:
+        results.update(paired_metrics(real, fake, paired, batch_size=batch_size, device=dev))
     if "cfvd" in metrics or "cis" in metrics:
         results.update(_classifier_metrics(metrics, real, fake, classifier, batch_size, dev, progress))
     if "fid" in metrics or "is" in metrics:
@@ -160,6 +169,8 @@ def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None
     opts = dict(frames=frames, num=num, grid_rows=grid_rows, grid_cols=grid_cols, progress=progress)
     r = load_video_set(real, what="--real", **opts)
     f = load_video_set(fake, what="--fake", **opts)
+    if set(metrics) & set(PAIRED_METRICS):
+        check_pairs(r.videos, f.videos, f"--real {r.source}", f"--fake {f.source}")
     return {**_header(r, f), "metrics": compute_metrics(r.videos, f.videos, metrics, progress=progress, **kw)}
 
 
@@ -173,6 +184,10 @@ def evaluate_checkpoint(checkpoint, metrics=("fvd", "cfvd"), *, real=None, num: 
     from .pipeline import load_model, sample_videos
 
     metrics = _check_metrics(metrics)
+    if set(metrics) & set(PAIRED_METRICS):
+        raise ValueError(f"{'/'.join(m for m in metrics if m in PAIRED_METRICS)} compare each fake video with its own "
+                         f"real one; --checkpoint samples unconditionally, so nothing pairs: score samples of a "
+                         f"task with ground truth with --real TRUTH --fake PRED")
     loaded = load_model(checkpoint, device=device, precision=precision, compile=compile)
     cfg = loaded.config
     if real is not None:
@@ -211,6 +226,8 @@ def format_results(results: dict) -> str:
     for name, r in results["metrics"].items():
         if "value" in r:
             note = f"  ({r['protocol']['note']})" if r["protocol"].get("note") else ""
+            if "ci_half_width" in r:
+                note = f" ± {r['ci_half_width']:.3f} ({r['ci_level']:.0%} interval, {r['pairs']} pairs)" + note
             lines.append(f"  {name:10s} {r['value']:.3f}{note}")
         else:
             def scores(d):
