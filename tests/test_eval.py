@@ -97,8 +97,10 @@ def test_compute_metrics_errors_name_the_option(real):
         compute_metrics(real, real, ["fid", "cfvd"])
     with pytest.raises(ValueError, match="--fvd-repeat-frames"):
         compute_metrics(real, real, ["fvd"])
-    with pytest.raises(ValueError, match="unknown metric 'psnr'"):
-        compute_metrics(real, real, ["psnr"])
+    with pytest.raises(ValueError, match="unknown metric 'lpips'"):
+        compute_metrics(real, real, ["lpips"])
+    with pytest.raises(ValueError, match="pair .* 64 videos x 8 frames x 32x32 .* 63 videos"):
+        compute_metrics(real, real[1:], ["cfvd", "ssim"])
     with pytest.raises(ValueError, match="--classifier"):
         compute_metrics(_noise(2, shape=(8, 48, 48)), _noise(2, shape=(8, 48, 48)), ["cfvd"])
 

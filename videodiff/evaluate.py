@@ -185,9 +185,9 @@ def evaluate_checkpoint(checkpoint, metrics=("fvd", "cfvd"), *, real=None, num: 
 
     metrics = _check_metrics(metrics)
     if set(metrics) & set(PAIRED_METRICS):
-        raise ValueError(f"{'/'.join(m for m in metrics if m in PAIRED_METRICS)} compare each fake video with its own "
-                         f"real one; --checkpoint samples unconditionally, so nothing pairs: score samples of a "
-                         f"task with ground truth with --real TRUTH --fake PRED")
+        raise ValueError(f"paired metrics ({', '.join(m for m in metrics if m in PAIRED_METRICS)}) compare each fake "
+                         f"video with its own real one; --checkpoint samples unconditionally, so nothing pairs: score "
+                         f"the output of a task with ground truth with --real TRUTH --fake PRED")
     loaded = load_model(checkpoint, device=device, precision=precision, compile=compile)
     cfg = loaded.config
     if real is not None:

@@ -133,6 +133,8 @@ def paired_metrics(real: np.ndarray, fake: np.ndarray, metrics=PAIRED_METRICS, *
     t-interval over the pairs' means (:func:`mean_ci`), ``per_frame`` the mean over pairs of each frame."""
     check_pairs(real, fake)
     metrics = [m for m in metrics if m in PAIRED_METRICS]
+    if torch.device(device).type == "mps":
+        device = "cpu"  # float64 math; MPS has no float64
     per_pair: dict[str, list] = {m: [] for m in metrics}
     for i in range(0, len(real), max(batch_size, 1)):
         r, f = (torch.from_numpy(v[i:i + batch_size]).to(device).permute(0, 4, 1, 2, 3).double() / 127.5 - 1
