@@ -136,8 +136,9 @@ def paired_metrics(real: np.ndarray, fake: np.ndarray, metrics=PAIRED_METRICS, *
     if torch.device(device).type == "mps":
         device = "cpu"  # float64 math; MPS has no float64
     per_pair: dict[str, list] = {m: [] for m in metrics}
-    for i in range(0, len(real), max(batch_size, 1)):
-        r, f = (torch.from_numpy(v[i:i + batch_size]).to(device).permute(0, 4, 1, 2, 3).double() / 127.5 - 1
+    bs = max(int(batch_size), 1)
+    for i in range(0, len(real), bs):
+        r, f = (torch.from_numpy(v[i:i + bs]).to(device).permute(0, 4, 1, 2, 3).double() / 127.5 - 1
                 for v in (real, fake))  # (B, 3, F, H, W) in [-1, 1]
         for m in metrics:
             per_pair[m].append((psnr if m == "psnr" else ssim)(f, r).cpu())
@@ -145,7 +146,8 @@ def paired_metrics(real: np.ndarray, fake: np.ndarray, metrics=PAIRED_METRICS, *
     k, sigma = ssim_window(h, w)
     notes = {"psnr": {"metric": "PSNR (dB), per frame, MSE over channels and pixels", "inf_frames": 0},
              "ssim": {"metric": "SSIM (Wang et al. 2004), per frame", "window": k, "sigma": sigma, "k1": K1, "k2": K2,
-                      "border": "valid (window inside the frame)", "implementation": "torchmetrics SSIM map, cropped"}}
+                      "border": "valid (window inside the frame)", "intensities": "[0, 1]-scaled pixels",
+                      "implementation": "torchmetrics SSIM map, cropped to the valid region"}}
     out = {}
     for m in metrics:
         v = torch.cat(per_pair[m]).numpy()  # (N, F)
