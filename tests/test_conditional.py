@@ -261,3 +261,39 @@ def test_eq7_superresolution_approaches_exact_conditional(mode, w_r):
         assert guided[2] < (1e-3 if mode == "area" else 0.05)
     else:  # the paper's w_r = 1 pulls towards y four times too weakly for this D: better than baselines, not exact
         assert guided[2] < naive[2]
+
+
+def test_low_frequency_replacement_is_exact_when_frequencies_are_independent():
+    """The replacement method's analogue for super-resolution (LowResReplacementHook, area D): D x = y exactly, and
+    for white data (low and high frequencies of a projection independent) the exact p(x | D x = y)."""
+    shape = (1, 1, 4, 4)
+    data = GaussianData(torch.zeros(16, dtype=torch.float64), torch.eye(16, dtype=torch.float64), shape)
+    down = Downsample(2, "area")
+    d_mat = down(torch.eye(16, dtype=torch.float64).reshape(16, *shape)).reshape(16, -1).T
+    y0 = down(data.sample(1, torch.Generator().manual_seed(0)))
+    gain = d_mat.T @ torch.linalg.inv(d_mat @ d_mat.T)
+    m, c = gain @ y0.reshape(-1), torch.eye(16, dtype=torch.float64) - gain @ d_mat
+    mean_floor, cov_floor = _floors(c, N)
+    x = sample_conditional(data.denoise, (N, *shape), SCHED, y=y0.expand(N, 1, 1, 2, 2), down=down,
+                           method="replacement", steps=STEPS, generator=torch.Generator().manual_seed(1),
+                           dtype=torch.float64)
+    dm, dc, resid = _sr_distances(x, down, y0, m, c)
+    assert resid < 1e-10
+    assert dm < 5 * mean_floor and dc < 3 * cov_floor, (dm, dc, mean_floor, cov_floor)
+
+
+def test_low_frequency_replacement_on_correlated_data_and_its_limits():
+    """On correlated data the low-frequency replacement still matches D x = y exactly and beats unconditional
+    samples, and it needs area downsampling (bilinear D has no projection to replace through)."""
+    data, down, shape, y0, m, c = _image_case("area")
+    mean_floor, _ = _floors(c, N)
+    kw = dict(steps=STEPS, dtype=torch.float64)
+    x = sample_conditional(data.denoise, (N, *shape), SCHED, y=y0.expand(N, 1, 1, 2, 2), down=down,
+                           method="replacement", generator=torch.Generator().manual_seed(1), **kw)
+    unc = sample_conditional(data.denoise, (N, *shape), SCHED, generator=torch.Generator().manual_seed(1), **kw)
+    rep, unconditional = _sr_distances(x, down, y0, m, c), _sr_distances(unc, down, y0, m, c)
+    assert rep[2] < 1e-10
+    assert rep[0] < unconditional[0] - 5 * mean_floor
+    with pytest.raises(ValueError, match="area"):
+        sample_conditional(data.denoise, (4, *shape), SCHED, y=y0.expand(4, 1, 1, 2, 2),
+                           down=Downsample(2, "bilinear"), method="replacement", steps=4)

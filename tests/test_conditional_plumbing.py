@@ -172,8 +172,11 @@ def test_upsample_and_cascade_match_the_low_resolution_input():
     out = cascade(data.denoise, SCHED, low[:, :, :2], size=4, factor=2, block_frames=3, down_mode="area", steps=8,
                   progress=False, generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, 1, 3, 4, 4)
-    with pytest.raises(ValueError, match="gradient"):
+    with pytest.raises(ValueError, match="area"):  # low-frequency replacement needs a projection: area D only
         cascade(data.denoise, SCHED, low, size=4, block_frames=3, method="replacement")
+    out = upsample(data.denoise, SCHED, low, size=4, block_frames=3, down_mode="area", method="replacement", steps=8,
+                   progress=False, generator=torch.Generator().manual_seed(0))
+    assert (down(out) - low).abs().max() < 1e-5  # replaced exactly at t = 0
 
 
 def test_guidance_clip_bounds_the_adjusted_prediction():
@@ -193,7 +196,7 @@ def test_sample_conditional_checks_arguments():
     data = _gauss()
     with pytest.raises(ValueError, match="method"):
         sample_conditional(data.denoise, (1, 1, 4, 2, 2), SCHED, method="magic")
-    with pytest.raises(ValueError, match="replacement cannot"):
+    with pytest.raises(ValueError, match="needs area downsampling"):
         sample_conditional(data.denoise, (1, 1, 4, 2, 2), SCHED, method="replacement", y=torch.zeros(1, 1, 4, 1, 1),
                            down=Downsample(1))
     with pytest.raises(ValueError, match="shape"):

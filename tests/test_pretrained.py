@@ -76,6 +76,49 @@ def test_export_then_load_by_name(tiny_text_run, tmp_path, monkeypatch, capsys):
 
 
 @needs_transformers
+def test_conditional_commands_take_model_names_and_prompts(tiny_text_run, tmp_path, monkeypatch, capsys):
+    """interpolate / upsample / cascade resolve --model like sample, condition on --prompt (with --guidance), and a
+    shipped low-resolution model names its cascade partner (``cascade_high``) so ``cascade --model`` needs no more."""
+    monkeypatch.setattr(pretrained, "MODELS_DIR", tmp_path / "models")
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"cascade_high": "tiny"}))
+    assert main(["export", "--checkpoint", str(tiny_text_run), "--name", "tiny", "--out", str(tmp_path / "models"),
+                 "--meta", str(meta)]) == 0
+    keys = torch.rand(2, 1, 3, 16, 16) * 2 - 1
+    torch.save(keys, tmp_path / "keys.pt")
+    out = tmp_path / "i.gif"
+    assert main(["interpolate", "--model", "tiny", "--input", str(tmp_path / "keys.pt"), "--factor", "2", "--steps",
+                 "1", "--prompt", "digit 3", "--guidance", "2", "--save-tensor", "--out", str(out)]) == 0
+    inter = torch.load(out.with_suffix(".pt"))
+    assert inter.shape == (2, 1, 5, 16, 16) and "prompt 'digit 3'" in capsys.readouterr().out
+    torch.testing.assert_close(inter[:, :, ::2], keys)  # key frames exact
+    low = torch.rand(2, 1, 3, 8, 8) * 2 - 1
+    torch.save(low, tmp_path / "low.pt")
+    assert main(["upsample", "--model", "tiny", "--input", str(tmp_path / "low.pt"), "--steps", "1", "--prompt",
+                 "digit 3", "--save-tensor", "--out", str(tmp_path / "u.gif")]) == 0
+    assert torch.load(tmp_path / "u.pt").shape == (2, 1, 3, 16, 16)
+    assert "ancestral 1 steps" in capsys.readouterr().out  # the task's default sampler (TASK_DEFAULTS)
+    assert main(["upsample", "--model", "tiny", "--input", str(tmp_path / "low.pt"), "--steps", "1", "--method",
+                 "replacement", "--save-tensor", "--out", str(tmp_path / "r.gif")]) == 0
+    rep = torch.load(tmp_path / "r.pt")
+    assert (torch.nn.functional.avg_pool3d(rep, (1, 2, 2)) - low.clamp(-1, 1)).abs().max() < 1e-5
+    assert main(["upsample", "--model", "tiny", "--input", str(tmp_path / "low.pt"), "--method", "replacement",
+                 "--down", "bilinear", "--out", str(tmp_path / "r.gif")]) == 2
+    assert "use --down area" in capsys.readouterr().err
+    casc = tmp_path / "k.gif"
+    assert main(["cascade", "--model", "tiny", "--prompt", "digit 3", "--num", "1", "--factor", "2", "--low-steps",
+                 "1", "--steps", "1", "--save-tensor", "--out", str(casc)]) == 0
+    assert torch.load(casc.with_suffix(".pt")).shape == (1, 1, 7, 16, 16)  # 4 low frames at x2
+    assert torch.load(tmp_path / "k_low.pt").shape == (1, 1, 4, 16, 16)
+    assert main(["interpolate", "--model", "nope", "--input", str(tmp_path / "keys.pt"), "--factor", "2", "--out",
+                 str(out)]) == 2
+    assert "no shipped model named 'nope'" in capsys.readouterr().err
+    assert main(["upsample", "--model", "tiny", "--input", str(tmp_path / "low.pt"), "--guidance", "2", "--out",
+                 str(out)]) == 2
+    assert "--guidance needs --prompt" in capsys.readouterr().err
+
+
+@needs_transformers
 def test_demo_page(tiny_text_run, tmp_path, capsys):
     args = ["demo", "--model", str(tiny_text_run), "--out", str(tmp_path / "demo"), "--steps", "2", "--frames", "7",
             "--prompt", "digit 1 moving up", "--prompt", "digit 2 moving left", "--weights", "0", "3",

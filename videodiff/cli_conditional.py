@@ -21,10 +21,18 @@ __all__ = ["add_subcommands", "main"]
 # ------------------------------------------------------------------------------------------------ arguments
 
 
-def _add_sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=None, help="sampling steps per block (default: the run's sample.steps)")
+def _task_default(task: str, field: str, model_default: str = "the model's sample config") -> str:
+    from .conditional import TASK_DEFAULTS
+
+    value = getattr(TASK_DEFAULTS[task], field)
+    return model_default if value is None else str(value)
+
+
+def _add_sampling_args(p: argparse.ArgumentParser, task: str) -> None:
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"sampling steps per block (default for {task}: {_task_default(task, 'steps')})")
     p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp2m"], default=None,
-                   help="default: the run's sample.sampler")
+                   help=f"default for {task}: {_task_default(task, 'sampler')}")
     p.add_argument("--gamma", type=float, default=None, help="ancestral stochasticity, eq. (4)")
     p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity")
     p.add_argument("--seed", type=int, default=0)
@@ -33,13 +41,18 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     add_precision_args(p)
 
 
-def _add_method_args(p: argparse.ArgumentParser, methods: bool = True) -> None:
-    if methods:
+def _add_method_args(p: argparse.ArgumentParser, task: str) -> None:
+    if task == "upsample":
+        p.add_argument("--method", choices=["gradient", "replacement"], default="gradient",
+                       help="gradient method (eq. 7, default) or replacement of the low frequencies of z_s after "
+                            "every step (needs --down area)")
+    elif task != "cascade":
         p.add_argument("--method", choices=["gradient", "replacement"], default="gradient",
                        help="gradient method (eq. 6, default) or replacement method (Sec. 3.1)")
-        p.add_argument("--variant", choices=["marginal", "posterior"], default="marginal",
-                       help="replacement draws z_s^a from q(z_s^a|x^a) (eq. 1, default) or q(z_s^a|x^a, z_t^a) (eq. 3)")
-    p.add_argument("--w-r", type=float, default=1.0, help="reconstruction weight w_r of eq. (6) (paper: 1)")
+    p.add_argument("--variant", choices=["marginal", "posterior"], default="marginal",
+                   help="replacement draws z_s^a from q(z_s^a|x^a) (eq. 1, default) or q(z_s^a|x^a, z_t^a) (eq. 3)")
+    p.add_argument("--w-r", type=float, default=None,
+                   help=f"reconstruction weight w_r of eq. (6) (paper: 1; default {_task_default(task, 'w_r')})")
     p.add_argument("--no-clamp", action="store_true",
                    help="do not clamp the gradient method's adjusted prediction to [-1, 1] (default: clamp when the "
                         "model clips x_hat; without it the correction explodes at high noise, see BENCHMARKS.md)")
@@ -53,6 +66,22 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-tensor", action="store_true", help="also save the videos as a .pt tensor beside --out")
 
 
+def _add_text_args(p: argparse.ArgumentParser, what: str = "every block") -> None:
+    p.add_argument("--prompt", default=None, metavar="TEXT",
+                   help=f"caption for a text-conditioned model, used for {what} (default: none, the model's "
+                        "unconditional c = 0)")
+    p.add_argument("--guidance", type=float, default=None, metavar="W",
+                   help="classifier-free guidance weight w of eq. (5) with --prompt (default: the run's "
+                        "sample.guidance)")
+
+
+def _add_down_args(p: argparse.ArgumentParser, task: str) -> None:
+    p.add_argument("--down", choices=["bilinear", "area"], default=None,
+                   help=f"differentiable downsampling D of eq. (7) (default for {task}: {_task_default(task, 'down')})")
+    p.add_argument("--w-r-low", type=float, default=None,
+                   help="weight of the eq. (7) term (default (H/h)^2, exact for area as t->0; paper: 1)")
+
+
 def add_subcommands(sub) -> None:
     """Register ``extend``, ``interpolate``, ``upsample`` and ``cascade`` on an argparse subparsers object."""
     p = sub.add_parser("extend", help="autoregressive temporal extension (Sec. 4.4): long videos from an F-frame model")
@@ -64,60 +93,61 @@ def add_subcommands(sub) -> None:
     p.add_argument("--context", type=int, default=None, help="frames each block conditions on (default F/2)")
     p.add_argument("--given", type=int, default=None,
                    help="with --input: how many of its first frames to keep and condition on (default --context)")
-    p.add_argument("--prompt", default=None, metavar="TEXT",
-                   help="caption for a text-conditioned model, used for every block (default: none, the model's "
-                        "unconditional c = 0)")
-    p.add_argument("--guidance", type=float, default=None, metavar="W",
-                   help="classifier-free guidance weight w of eq. (5) with --prompt (default: the run's "
-                        "sample.guidance)")
-    _add_method_args(p)
-    _add_sampling_args(p)
+    _add_text_args(p)
+    _add_method_args(p, "extend")
+    _add_sampling_args(p, "extend")
     _add_output_args(p)
     p.set_defaults(func=_cmd_extend)
 
     p = sub.add_parser("interpolate", help="temporal interpolation (Sec. 3.1): frameskip-k video -> frameskip 1")
-    p.add_argument("--checkpoint", required=True, type=Path, help="a frameskip-1 model: run dir or checkpoint")
+    add_model_args(p, "a frameskip-1 model: run directory or checkpoints/step_XXXXXX")
     p.add_argument("--input", required=True, type=Path, help="low frame-rate video or .pt tensor (B, C, F, H, W)")
     p.add_argument("--factor", type=int, required=True, help="frame-rate factor k (output has (L-1)k+1 frames)")
     p.add_argument("--subsample", action="store_true",
                    help="the input is at the model's frame rate: take every k-th frame as key frames and show "
                         "the rest as ground truth with --compare")
     p.add_argument("--max-frames", type=int, default=None, help="read at most this many input frames")
-    _add_method_args(p)
-    _add_sampling_args(p)
+    _add_text_args(p)
+    _add_method_args(p, "interpolate")
+    _add_sampling_args(p, "interpolate")
     _add_output_args(p)
     p.set_defaults(func=_cmd_interpolate)
 
     p = sub.add_parser("upsample", help="spatial super-resolution by eq. (7) with an unconditional high-res model")
-    p.add_argument("--checkpoint", required=True, type=Path, help="the high-resolution model")
+    add_model_args(p, "the high-resolution model: run directory or checkpoints/step_XXXXXX")
     p.add_argument("--input", required=True, type=Path, help="low-resolution video or .pt tensor (B, C, F, h, w)")
     p.add_argument("--low-size", type=int, default=None,
                    help="resize the (square-cropped) input to this size first (default: keep its size)")
     p.add_argument("--max-frames", type=int, default=None, help="read at most this many input frames")
     p.add_argument("--context", type=int, default=None, help="high-res frames of the previous window (default F/2)")
-    p.add_argument("--down", choices=["bilinear", "area"], default="bilinear", help="differentiable downsampling D")
-    _add_method_args(p, methods=False)
-    p.add_argument("--w-r-low", type=float, default=None,
-                   help="weight of the eq. (7) term (default (H/h)^2, exact for area as t->0; paper: 1)")
-    _add_sampling_args(p)
+    _add_down_args(p, "upsample")
+    _add_text_args(p)
+    _add_method_args(p, "upsample")
+    _add_sampling_args(p, "upsample")
     _add_output_args(p)
     p.set_defaults(func=_cmd_upsample)
 
     p = sub.add_parser("cascade", help="low-res model -> simultaneous super-resolution and extension (Fig. 2)")
-    p.add_argument("--low", type=Path, default=None,
-                   help="low-resolution model to sample from (e.g. 16x64x64, frameskip 4); not needed with --input")
-    p.add_argument("--high", required=True, type=Path, help="high-resolution model (e.g. 9x128x128, frameskip 1)")
+    p.add_argument("--model", "--low", dest="low", default=None, metavar="MODEL",
+                   help="low-resolution model to sample from (e.g. 16x64x64, frameskip 4): a shipped model's name "
+                        "or a run directory / checkpoint; not needed with --input")
+    p.add_argument("--high", default=None, metavar="MODEL",
+                   help="high-resolution model (e.g. 9x128x128, frameskip 1), a name or path (default: the one a "
+                        "shipped low model names in its metadata, 'cascade_high')")
     p.add_argument("--input", type=Path, default=None, help="low-res video or .pt instead of sampling --low")
     p.add_argument("--num", type=int, default=4, help="low-res samples to draw when no --input (default 4)")
     p.add_argument("--factor", type=int, default=None,
                    help="temporal factor (default: low frameskip / high frameskip from the two configs)")
     p.add_argument("--context", type=int, default=None, help="high-res frames of the previous window (default F/2)")
-    p.add_argument("--down", choices=["bilinear", "area"], default="bilinear", help="differentiable downsampling D")
-    p.add_argument("--low-steps", type=int, default=None, help="sampling steps of the low model")
-    _add_method_args(p, methods=False)
-    p.add_argument("--w-r-low", type=float, default=None,
-                   help="weight of the eq. (7) term (default (H/h)^2, exact for area as t->0; paper: 1)")
-    _add_sampling_args(p)
+    p.add_argument("--low-steps", type=int, default=None,
+                   help="sampling steps of the low model (default: its sample.steps, with its sample.sampler)")
+    _add_down_args(p, "cascade")
+    _add_text_args(p, "both models (the low model with guidance --guidance, the high one with --high-guidance)")
+    p.add_argument("--high-guidance", type=float, default=0.0, metavar="W",
+                   help="guidance weight of the high-resolution model with --prompt (default 0: its conditional "
+                        "model without guidance; w > 0 doubles its cost)")
+    _add_method_args(p, "cascade")
+    _add_sampling_args(p, "cascade")
     _add_output_args(p)
     p.set_defaults(func=_cmd_cascade)
 
@@ -131,12 +161,6 @@ def _check_input(path: Path | None) -> None:
         raise FileNotFoundError(f"--input {path}: file does not exist")
     if path is not None and not path.is_file():
         raise FileNotFoundError(f"--input {path}: not a regular file")
-
-
-def _load(path: Path, args):
-    from .pipeline import load_model
-
-    return load_model(path, ema=not args.no_ema, device=args.device, precision=args.precision, compile=args.compile)
 
 
 def _read_input(path: Path, *, channels: int, size: int | None, step: int = 1, max_frames: int | None = None):
@@ -168,20 +192,45 @@ def _read_input(path: Path, *, channels: int, size: int | None, step: int = 1, m
     return frames_to_clip(frames, size or side, channels)[None]  # (1, C, F, S, S)
 
 
-def _sampler_kwargs(args, cfg) -> dict:
+def _task_options(args, cfg, task: str) -> dict:
+    """Sampler settings (steps, sampler, its own options), ``w_r``, ``guidance_clip`` and, for eq. (7), ``down_mode``
+    and ``w_r_low``: the flags given, else :data:`videodiff.conditional.TASK_DEFAULTS` for ``task`` resolved against
+    the model's ``sample`` config."""
+    from .conditional import TASK_DEFAULTS
     from .sampling import sampler_options
 
-    sampler = args.sampler or cfg.sample.sampler
+    d = TASK_DEFAULTS[task].resolve(cfg.sample)
+    sampler = args.sampler or d.sampler
     check_sampler_flags(args, sampler)
-    kw = {"steps": cfg.sample.steps if args.steps is None else args.steps, "sampler": sampler}
-    gamma = cfg.sample.gamma if args.gamma is None else args.gamma
+    gamma = d.gamma if args.gamma is None else args.gamma
     eta = cfg.sample.eta if args.eta is None else args.eta
-    return {**kw, **sampler_options(sampler, gamma=gamma, eta=eta)}  # each sampler gets only its own options
+    clamp = d.clamp and not args.no_clamp and cfg.sample.clip_x  # x~ clamped where the model clips x_hat
+    kw = {"steps": d.steps if args.steps is None else args.steps, "sampler": sampler,
+          "w_r": d.w_r if args.w_r is None else args.w_r, "guidance_clip": (-1.0, 1.0) if clamp else None,
+          **sampler_options(sampler, gamma=gamma, eta=eta)}  # each sampler gets only its own options
+    if hasattr(args, "down"):
+        kw["down_mode"] = args.down or d.down
+        kw["w_r_low"] = d.w_r_low if args.w_r_low is None else args.w_r_low
+    return kw
 
 
-def _guidance_clip(args, cfg):
-    """Clamp x~ to the data range when the model clips x_hat (cfg.sample.clip_x), unless --no-clamp."""
-    return None if args.no_clamp or not cfg.sample.clip_x else (-1.0, 1.0)
+def _check_text_flags(args) -> None:
+    if args.guidance is not None and args.prompt is None:
+        raise ValueError("--guidance needs --prompt (guidance strengthens a text condition)")
+
+
+def _text(loaded, prompt: str | None, num: int, device, guidance: float | None):
+    """``(denoiser, denoiser keywords)`` for ``prompt``: its embedding repeated for ``num`` videos and, for a guidance
+    weight ``w != 0`` (None: the run's ``sample.guidance``), classifier-free guidance (eq. 5)."""
+    if prompt is None:
+        return loaded.denoiser, {}
+    from .pipeline import text_condition
+    from .sampling.guidance import ClassifierFreeGuidance
+
+    cfg = loaded.config
+    text = {k: v.expand(num, *v.shape[1:]).to(device) for k, v in text_condition(cfg, [prompt]).items()}
+    w = cfg.sample.guidance if guidance is None else guidance
+    return (ClassifierFreeGuidance(loaded.denoiser, w) if w != 0 else loaded.denoiser), text
 
 
 def _generator(seed: int, device):
@@ -218,8 +267,7 @@ def _cmd_extend(args) -> int:
     check_out(args.out)
     check_counts(args, frames=1, context=0, given=1, from_samples=1, steps=1, fps=1)
     _check_input(args.input)
-    if args.guidance is not None and args.prompt is None:
-        raise ValueError("--guidance needs --prompt (guidance strengthens a text condition)")
+    _check_text_flags(args)
     loaded = load_model_arg(args)
     cfg, dev = loaded.config, _device_of(loaded)
     f_model = cfg.data.num_frames
@@ -228,6 +276,7 @@ def _cmd_extend(args) -> int:
         raise ValueError(f"--context must be in [0, {f_model}) for this {f_model}-frame model, got {context}")
     if args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    opts = _task_options(args, cfg, "extend")
     truth = None
     if args.input is not None:
         given = context if args.given is None else args.given
@@ -247,20 +296,12 @@ def _cmd_extend(args) -> int:
         given = 0
         start = dict(num_videos=args.from_samples, frame_shape=(cfg.data.channels, cfg.data.image_size,
                                                                  cfg.data.image_size), device=dev)
-    den, text = loaded.denoiser, {}
-    if args.prompt is not None:
-        from .pipeline import text_condition
-        from .sampling.guidance import ClassifierFreeGuidance
-
-        num = start["video"].shape[0] if "video" in start else start["num_videos"]
-        text = {k: v.expand(num, *v.shape[1:]).to(dev) for k, v in text_condition(cfg, [args.prompt]).items()}
-        w = cfg.sample.guidance if args.guidance is None else args.guidance
-        den = ClassifierFreeGuidance(den, w) if w != 0 else den
+    num = start["video"].shape[0] if "video" in start else start["num_videos"]
+    den, text = _text(loaded, args.prompt, num, dev, args.guidance)
     t0 = time.perf_counter()
     out = extend(den, cfg.diffusion.schedule, total_frames=args.frames, block_frames=f_model,
-                 context=context, method=args.method, variant=args.variant, w_r=args.w_r,
-                 guidance_clip=_guidance_clip(args, cfg), generator=_generator(args.seed, dev), **start,
-                 **text, **_sampler_kwargs(args, cfg)).float().cpu()
+                 context=context, method=args.method, variant=args.variant, generator=_generator(args.seed, dev),
+                 **start, **text, **opts).float().cpu()
     dt = time.perf_counter() - t0
     known = [i < given for i in range(args.frames)]
     rows, marks = None, None
@@ -272,10 +313,13 @@ def _cmd_extend(args) -> int:
     else:
         rows, marks = [out], [[i < f_model for i in range(args.frames)]]
     _write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
-    caption = f", prompt {args.prompt!r}" if args.prompt is not None else ""
-    print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}{caption}) with "
-          f"{loaded.path} in {dt:.1f} s -> {args.out}")
+    print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}"
+          f"{_caption(args)}) with {loaded.path} in {dt:.1f} s -> {args.out}")
     return 0
+
+
+def _caption(args) -> str:
+    return f", prompt {args.prompt!r}" if args.prompt is not None else ""
 
 
 def _cmd_interpolate(args) -> int:
@@ -284,8 +328,10 @@ def _cmd_interpolate(args) -> int:
     check_out(args.out)
     check_counts(args, factor=1, max_frames=1, steps=1, fps=1)
     _check_input(args.input)
-    loaded = _load(args.checkpoint, args)
+    _check_text_flags(args)
+    loaded = load_model_arg(args)
     cfg, dev = loaded.config, _device_of(loaded)
+    opts = _task_options(args, cfg, "interpolate")
     step = cfg.data.frameskip if args.subsample else 1
     video = _read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size, step=step,
                         max_frames=args.max_frames)
@@ -295,11 +341,11 @@ def _cmd_interpolate(args) -> int:
         truth, video = video[:, :, :n], video[:, :, :n:args.factor]
     if video.shape[2] < 2:
         raise ValueError(f"--input {args.input}: need at least 2 key frames to interpolate, got {video.shape[2]}")
+    den, text = _text(loaded, args.prompt, video.shape[0], dev, args.guidance)
     t0 = time.perf_counter()
-    out = interpolate(loaded.denoiser, cfg.diffusion.schedule, video.to(dev), args.factor,
-                      block_frames=cfg.data.num_frames, method=args.method, variant=args.variant, w_r=args.w_r,
-                      guidance_clip=_guidance_clip(args, cfg), generator=_generator(args.seed, dev),
-                      **_sampler_kwargs(args, cfg)).float().cpu()
+    out = interpolate(den, cfg.diffusion.schedule, video.to(dev), args.factor, block_frames=cfg.data.num_frames,
+                      method=args.method, variant=args.variant, generator=_generator(args.seed, dev), **text,
+                      **opts).float().cpu()
     dt = time.perf_counter() - t0
     total = out.shape[2]
     keys = range(0, total, args.factor)
@@ -309,8 +355,8 @@ def _cmd_interpolate(args) -> int:
         rows.append(truth)
         marks.append(known)
     _write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
-    print(f"interpolated {video.shape[2]} -> {total} frames (x{args.factor}, {args.method}) in {dt:.1f} s "
-          f"-> {args.out}")
+    print(f"interpolated {video.shape[2]} -> {total} frames (x{args.factor}, {args.method}, {opts['sampler']} "
+          f"{opts['steps']} steps{_caption(args)}) in {dt:.1f} s -> {args.out}")
     return 0
 
 
@@ -320,53 +366,73 @@ def _cmd_upsample(args) -> int:
     check_out(args.out)
     check_counts(args, low_size=1, max_frames=1, context=0, steps=1, fps=1)
     _check_input(args.input)
-    loaded = _load(args.checkpoint, args)
+    _check_text_flags(args)
+    loaded = load_model_arg(args)
     cfg, dev = loaded.config, _device_of(loaded)
+    opts = _task_options(args, cfg, "upsample")
+    if args.method == "replacement" and opts["down_mode"] != "area":
+        raise ValueError("--method replacement replaces the low frequencies through area downsampling: "
+                         "use --down area")
     size = cfg.data.image_size
     video = _read_input(args.input, channels=cfg.data.channels, size=args.low_size, max_frames=args.max_frames)
     low = video.shape[-1]
     if low >= size:
         raise ValueError(f"--input {args.input} is {low}x{low}, not below the model's {size}x{size}; "
                          f"pass --low-size to downsample it first")
+    if opts["down_mode"] == "area" and size % low:
+        raise ValueError(f"--down area needs an integer factor: {size} is not a multiple of the input's {low}; "
+                         f"use --down bilinear or --low-size {size // 2}")
+    den, text = _text(loaded, args.prompt, video.shape[0], dev, args.guidance)
     t0 = time.perf_counter()
-    out = upsample(loaded.denoiser, cfg.diffusion.schedule, video.to(dev), size=size,
-                   block_frames=cfg.data.num_frames, context=args.context, down_mode=args.down, w_r=args.w_r,
-                   w_r_low=args.w_r_low, guidance_clip=_guidance_clip(args, cfg),
-                   generator=_generator(args.seed, dev), **_sampler_kwargs(args, cfg)).float().cpu()
+    out = upsample(den, cfg.diffusion.schedule, video.to(dev), size=size, block_frames=cfg.data.num_frames,
+                   context=args.context, method=args.method, variant=args.variant,
+                   generator=_generator(args.seed, dev), **text, **opts).float().cpu()
     dt = time.perf_counter() - t0
     f = out.shape[2]
     rows, marks = [align_frames(video, range(f), f, size=size), out], [[True] * f, [False] * f]
     _write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
-    print(f"upsampled {f} frames {low}->{size} (eq. 7, {args.down}) in {dt:.1f} s -> {args.out}")
+    method = "eq. 7" if args.method == "gradient" else "low-frequency replacement"
+    print(f"upsampled {f} frames {low}->{size} ({method}, {opts['down_mode']}, {opts['sampler']} {opts['steps']} "
+          f"steps{_caption(args)}) in {dt:.1f} s -> {args.out}")
     return 0
 
 
 def _cmd_cascade(args) -> int:
     from .conditional import align_frames, cascade
-    from .pipeline import sample_videos
+    from .data.transforms import to_channels
+    from .pipeline import load_model, sample_from_prompts, sample_videos
 
     check_out(args.out)
     check_counts(args, num=1, factor=1, context=0, low_steps=1, steps=1, fps=1)
     _check_input(args.input)
-    high = _load(args.high, args)
+    _check_text_flags(args)
+    kw = dict(ema=not args.no_ema, device=args.device, precision=args.precision, compile=args.compile)
+    low = None
+    if args.input is None:
+        if args.low is None:
+            raise ValueError("cascade needs --model (a low-resolution model to sample from) or --input")
+        low = load_model(args.low, **kw)
+    high_name = args.high or (low.meta.get("cascade_high") if low is not None else None)
+    if high_name is None:
+        raise ValueError("cascade needs --high (the high-resolution model); only a shipped low model names its own")
+    high = load_model(high_name, **kw)
     hcfg, dev = high.config, _device_of(high)
     size = hcfg.data.image_size
+    opts = _task_options(args, hcfg, "cascade")
     if args.input is not None:
         video = _read_input(args.input, channels=hcfg.data.channels, size=None)
         low_fs = None
     else:
-        if args.low is None:
-            raise ValueError("cascade needs --low (a model to sample low-resolution videos from) or --input")
-        low = _load(args.low, args)
         lcfg = low.config
-        if args.num < 1:
-            raise ValueError(f"--num must be >= 1, got {args.num}")
-        video = sample_videos(low.denoiser, lcfg, args.num, steps=args.low_steps, seed=args.seed, progress=True)
-        from .data.transforms import to_channels
-
-        b, c, f, h, w = video.shape
+        common = dict(steps=args.low_steps, seed=args.seed, progress=True)
+        if args.prompt is not None:
+            w = lcfg.sample.guidance if args.guidance is None else args.guidance
+            video = sample_from_prompts(low.denoiser, lcfg, [args.prompt], args.num, guidance=w, **common)
+        else:
+            video = sample_videos(low.denoiser, lcfg, args.num, **common)
+        b, c, f, h, w_ = video.shape
         video = to_channels(video.transpose(1, 2).flatten(0, 1), hcfg.data.channels)
-        video = video.reshape(b, f, -1, h, w).transpose(1, 2)
+        video = video.reshape(b, f, -1, h, w_).transpose(1, 2)
         low_fs = lcfg.data.frameskip
     factor = args.factor
     if factor is None:
@@ -379,20 +445,28 @@ def _cmd_cascade(args) -> int:
     lsize = video.shape[-1]
     if lsize > size:
         raise ValueError(f"low-resolution frames ({lsize}) are larger than the high model's {size}")
+    den, text = _text(high, args.prompt, video.shape[0], dev, args.high_guidance)
     t0 = time.perf_counter()
-    out = cascade(high.denoiser, hcfg.diffusion.schedule, video.to(dev), size=size, factor=factor,
-                  block_frames=hcfg.data.num_frames, context=args.context, down_mode=args.down, w_r=args.w_r,
-                  w_r_low=args.w_r_low, guidance_clip=_guidance_clip(args, hcfg),
-                  generator=_generator(args.seed + 1, dev),
-                  **_sampler_kwargs(args, hcfg)).float().cpu()
+    out = cascade(den, hcfg.diffusion.schedule, video.to(dev), size=size, factor=factor,
+                  block_frames=hcfg.data.num_frames, context=args.context, variant=args.variant,
+                  generator=_generator(args.seed + 1, dev), **text, **opts).float().cpu()
     dt = time.perf_counter() - t0
     total = out.shape[2]
     known = [i % factor == 0 for i in range(total)]
     rows, marks = [align_frames(video, range(0, total, factor), total, size=size), out], [known, [False] * total]
     _write(args, out, fps=fps_option(args, hcfg), compare_rows=rows, compare_known=marks)
-    print(f"cascade: {video.shape[2]} frames {lsize}px -> {total} frames {size}px (x{factor} in time) "
-          f"in {dt:.1f} s -> {args.out}")
+    if args.save_tensor:
+        _save_low(video, args.out)
+    print(f"cascade: {video.shape[2]} frames {lsize}px -> {total} frames {size}px (x{factor} in time, "
+          f"{high.path}{_caption(args)}) in {dt:.1f} s -> {args.out}")
     return 0
+
+
+def _save_low(video, out: Path) -> None:
+    """With --save-tensor, the cascade also keeps its low-resolution input beside the output (``*_low.pt``)."""
+    import torch
+
+    torch.save(video, out.with_name(out.stem + "_low.pt"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -56,6 +56,7 @@ class LoadedModel:
     step: int
     path: Path
     precision: str = "fp32"  # what the denoiser runs in: "fp32" or "bf16" (resolved from load_model's precision)
+    meta: dict = field(default_factory=dict)  # a shipped model's metadata (videodiff.pretrained)
 
 
 def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto",
@@ -87,7 +88,7 @@ def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto"
     if cfg.sample.compile if compile is None else compile:
         compile_network(net)
     den = Denoiser(net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x, autocast_dtype=dtype)
-    return LoadedModel(den, cfg, ckpt["step"], ckpt["path"], precision_name(dtype))
+    return LoadedModel(den, cfg, ckpt["step"], ckpt["path"], precision_name(dtype), ckpt.get("meta", {}))
 
 
 def sample_seed(seed: int, index: int) -> int:

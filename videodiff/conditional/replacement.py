@@ -20,7 +20,7 @@ from torch import Tensor
 from ..diffusion import q_posterior, q_sample
 from .masks import as_mask, blend, is_binary
 
-__all__ = ["ReplacementHook", "VARIANTS"]
+__all__ = ["ReplacementHook", "LowResReplacementHook", "Hooks", "VARIANTS"]
 
 VARIANTS = ("marginal", "posterior")
 
@@ -68,3 +68,74 @@ class ReplacementHook:
             mean, var = q_posterior(z_t, x_a, logsnr_t, logsnr_s)  # q(z_s^a | x^a, z_t^a), eq. (3)
             z_a = mean + var.sqrt().to(z_s.dtype) * eps
         return self._replace(z_s, z_a)
+
+
+class LowResReplacementHook:
+    """``step_hook`` replacing the low frequencies of ``z_s`` by a forward-process draw conditioned on ``y``.
+
+    The replacement method's analogue for super-resolution (the "low-frequency replacement" of ILVR, Choi et al.
+    2021; the paper's eq. 7 is the gradient-method form). With ``D`` area pooling by ``k`` and ``U`` nearest
+    upsampling (``D U = I``), ``P = U D`` is the orthogonal projection onto block-constant images, and after every
+    step ``z_s <- z_s - P z_s + P z'_s`` with ``z'_s ~ q(z_s | x)`` for any ``x`` with ``D x = y`` (``P z'_s`` does not
+    depend on which): ``D z_s`` then follows ``q(D z_s | y) = N(alpha_s y, sigma_s^2 I / k^2)``, the eq. (1) draw of
+    the known low-resolution part, while the high frequencies follow the sampler. At ``t = 0`` the output is
+    projected exactly, ``D x = y``. Only area downsampling has such a projection; ``y_mask`` selects constrained
+    frames (``(1, 1, F, 1, 1)``, others untouched).
+    """
+
+    def __init__(self, y: Tensor, size: tuple[int, int], y_mask: Tensor | None = None,
+                 final_logsnr: float | None = None):
+        self.y, self.size = y, tuple(size)
+        self.mask = None if y_mask is None else as_mask(y_mask, y)
+        if self.mask is not None and tuple(self.mask.shape[-2:]) != (1, 1):
+            raise ValueError(f"y_mask must select whole frames (shape (..., F, 1, 1)), got {tuple(self.mask.shape)}")
+        self.final_logsnr = None if final_logsnr is None else float(final_logsnr)
+
+    def _up(self, x: Tensor) -> Tensor:
+        from .downsample import upsample_nearest
+
+        return upsample_nearest(x, self.size)
+
+    def _project(self, z: Tensor, target_low: Tensor) -> Tensor:
+        """``z - U D z + U target_low`` on the constrained frames."""
+        from .downsample import Downsample
+
+        new = z - self._up(Downsample(target_low.shape[-2:], "area")(z) - target_low)
+        if self.mask is None:
+            return new
+        return z + self.mask.to(z.dtype) * (new - z)
+
+    def initial(self, z_1: Tensor, logsnr_1: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return self(z_1, logsnr_s=torch.as_tensor(logsnr_1, dtype=torch.float64), z_t=z_1, logsnr_t=None,
+                    generator=generator)
+
+    def __call__(self, z_s: Tensor, *, logsnr_s: Tensor, z_t: Tensor, logsnr_t: Tensor | None,
+                 x_hat: Tensor | None = None, generator: torch.Generator | None = None, **_) -> Tensor:
+        y = self.y.to(z_s.dtype)
+        if z_s is x_hat or (self.final_logsnr is not None and float(logsnr_s) >= self.final_logsnr):
+            return self._project(z_s, y)  # t = 0: D x = y exactly
+        eps = torch.randn(z_s.shape, generator=generator, device=z_s.device, dtype=z_s.dtype)
+        from .downsample import Downsample
+
+        z_low = Downsample(y.shape[-2:], "area")(q_sample(self._up(y), logsnr_s, eps))  # D z'_s, z'_s ~ q(.|U y)
+        return self._project(z_s, z_low)
+
+
+class Hooks:
+    """Several step hooks applied in order (each may define ``initial``)."""
+
+    def __init__(self, *hooks):
+        self.hooks = [h for h in hooks if h is not None]
+
+    def initial(self, z: Tensor, logsnr: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        for h in self.hooks:
+            z = h.initial(z, logsnr, generator)
+        return z
+
+    def __call__(self, z_s: Tensor, **kw) -> Tensor:
+        for i, h in enumerate(self.hooks):
+            out = h(z_s, **kw)
+            if kw.get("x_hat") is z_s:
+                kw["x_hat"] = out  # keep the "t = 0" recognition for the next hook
+            z_s = out
+        return z_s

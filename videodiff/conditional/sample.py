@@ -11,7 +11,7 @@ from ..sampling import SAMPLERS, sample
 from ..schedule import time_grid
 from .masks import as_mask, blend
 from .reconstruction import ReconstructionGuidance
-from .replacement import ReplacementHook
+from .replacement import Hooks, LowResReplacementHook, ReplacementHook
 
 __all__ = ["sample_conditional", "METHODS"]
 
@@ -45,7 +45,8 @@ def sample_conditional(
 
     ``method="replacement"``: the sampler with :class:`ReplacementHook` (``variant`` "marginal", eq. 1, or
     "posterior", eq. 3). ``method="gradient"``: the same hook around the adjusted denoiser of eq. (6) (and eq. 7 when
-    ``y`` is given; the low-resolution constraint exists only in the gradient method). Without any known values this
+    ``y`` is given). With ``y`` and ``method="replacement"`` the low frequencies of ``z_s`` are replaced instead
+    (:class:`LowResReplacementHook`, area ``down`` only). Without any known values this
     is plain unconditional sampling. The output's known entries equal ``x_a`` exactly (for 0/1 masks).
     ``guidance_clip`` clamps the adjusted prediction (see :class:`ReconstructionGuidance`, ``clip``).
     Remaining keyword arguments go to the sampler (``gamma``, ``eta``, ``callback``) and on to ``denoise``.
@@ -56,8 +57,10 @@ def sample_conditional(
         raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
     if (x_a is None) != (mask is None):
         raise ValueError("x_a and mask go together: give both or neither")
-    if y is not None and method != "gradient":
-        raise ValueError("low-resolution conditioning (y, eq. 7) needs method='gradient'; replacement cannot use it")
+    if y is not None and method != "gradient" and getattr(down, "mode", None) != "area":
+        raise ValueError("low-resolution conditioning with method='replacement' needs area downsampling "
+                         "(Downsample(size, 'area'): only it has a projection to replace through); "
+                         "the gradient method (eq. 7) takes any differentiable D")
     if x_a is not None:
         x_a = x_a.to(device=device, dtype=dtype)
         if tuple(x_a.shape) != tuple(shape):
@@ -70,6 +73,10 @@ def sample_conditional(
     hook = None
     if x_a is not None:
         hook = ReplacementHook(x_a, mask, variant, final_logsnr=float(logsnrs[-1]))
+    if y is not None and method == "replacement":  # low frequencies replaced instead of eq. (7)
+        low = LowResReplacementHook(y.to(device=device, dtype=dtype), shape[-2:], y_mask, float(logsnrs[-1]))
+        hook = Hooks(hook, low)
+    if hook is not None:
         z = hook.initial(z, logsnrs[0], generator)
     if method == "gradient" and (x_a is not None or y is not None):
         denoise = ReconstructionGuidance(denoise, x_a=x_a, mask=mask, w_r=w_r, y=y, y_mask=y_mask, down=down,

@@ -49,12 +49,15 @@ def cascade(
             ``t -> 0`` when ``w_r_low D D^T = I``, which this gives for area downsampling (``D D^T = I / k^2``); it
             is also stable for bilinear. The paper's literal eq. (7) is ``w_r_low = 1`` (a weaker pull towards y,
             see BENCHMARKS.md and tests/test_conditional.py).
-        kwargs: ``steps``, ``sampler``, ``gamma``/``eta``, ``variant``, denoiser keywords.
+        kwargs: ``method`` ("gradient": eq. 7, default; "replacement": the low frequencies of ``z_s`` replaced
+            after every step, :class:`~videodiff.conditional.replacement.LowResReplacementHook`, area ``D`` only),
+            ``steps``, ``sampler``, ``gamma``/``eta``, ``variant``, denoiser keywords.
     """
     if video_low.ndim != 5:
         raise ValueError(f"video_low must be (B, C, F, h, w), got shape {tuple(video_low.shape)}")
-    if kwargs.pop("method", "gradient") != "gradient":
-        raise ValueError("super-resolution conditions through a downsampling: only method='gradient' applies")
+    method = kwargs.pop("method", "gradient")
+    if method not in ("gradient", "replacement"):
+        raise ValueError(f"method must be 'gradient' (eq. 7) or 'replacement' (low frequencies), got {method!r}")
     b, c, num_low, h, w = video_low.shape
     context = block_frames // 2 if context is None else context
     plan = cascade_plan(num_low, factor, block_frames, context)
@@ -65,7 +68,7 @@ def cascade(
     low[:, :, ::factor] = video_low
     out = torch.zeros(b, c, total, size, size, device=video_low.device, dtype=video_low.dtype)
     return run_plan(denoise, schedule, plan, out, low_video=low, down=Downsample((h, w), down_mode),
-                    method="gradient", w_r=w_r, w_r_low=w_r_low, generator=generator, progress=progress,
+                    method=method, w_r=w_r, w_r_low=w_r_low, generator=generator, progress=progress,
                     desc=f"cascade x{factor} {h}->{size}" if factor > 1 else f"upsample {h}->{size}", **kwargs)
 
 

@@ -1,0 +1,42 @@
+"""Sampling defaults per conditional task (paper Sec. 3.1): what ``videodiff extend | interpolate | upsample |
+cascade`` use when a flag is not given.
+
+A model's ``sample`` config is tuned for unconditional sampling (few deterministic steps); the gradient method
+needs more: it corrects ``x_hat`` at every step, and a deterministic solver with few steps takes too few corrections
+to pull the sample onto the constraint. Each value below was chosen by a measurement on held-out clips with the
+shipped model, recorded in docs/results.md ("Super-resolution and interpolation") with the command that reproduces
+it (``benchmarks/superres_interp.py --try ...``). ``None`` means "the model's ``sample`` config".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["TaskDefaults", "TASK_DEFAULTS"]
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    sampler: str | None = None  # None: the model's sample.sampler
+    steps: int | None = None  # None: the model's sample.steps
+    gamma: float | None = None  # ancestral stochasticity, eq. (4); None: the model's sample.gamma
+    w_r: float = 1.0  # weight of eq. (6) on directly known frames (paper: 1)
+    w_r_low: float | None = None  # weight of eq. (7); None: (H/h)^2, exact as t -> 0 for area D (paper: 1)
+    down: str = "bilinear"  # the differentiable D of eq. (7)
+    clamp: bool = True  # clamp x~ to [-1, 1] when the model clips x_hat (see ReconstructionGuidance)
+
+    def resolve(self, sample_cfg) -> "TaskDefaults":
+        """These defaults with ``None`` filled in from a model's ``SampleConfig``."""
+        return dataclasses.replace(
+            self, sampler=self.sampler or sample_cfg.sampler,
+            steps=sample_cfg.steps if self.steps is None else self.steps,
+            gamma=sample_cfg.gamma if self.gamma is None else self.gamma)
+
+
+TASK_DEFAULTS: dict[str, TaskDefaults] = {
+    "extend": TaskDefaults(),
+    "interpolate": TaskDefaults(sampler="ancestral", steps=50),
+    "upsample": TaskDefaults(sampler="ancestral", steps=50, down="area"),
+    "cascade": TaskDefaults(sampler="ancestral", steps=50, down="area"),
+}
