@@ -29,7 +29,6 @@ clamp=0/1, method), e.g. ``--try anc20:sampler=ancestral,steps=20``: how the def
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import time
@@ -39,30 +38,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videodiff.conditional import TASK_DEFAULTS, Downsample, frame_strip, interpolate, upsample, upsample_nearest
+from videodiff.conditional import Downsample, frame_strip, interpolate, task_options, upsample, upsample_nearest
 from videodiff.data import build_dataset
 from videodiff.metrics.classifier import classifier_outputs, digit_sets, load_classifier
 from videodiff.metrics.frechet import frechet_distance_from_features
 from videodiff.metrics.paired import frame_pair_metrics, mean_ci
 from videodiff.pipeline import load_model
-from videodiff.sampling import sampler_options
 
 LOW = 16  # super-resolution input size
 FACTOR = 4  # interpolation factor: key frames 0, 4, 8, 12
 
 
 def _options(task: str, cfg, **over) -> dict:
-    """The command's defaults for ``task`` (as ``videodiff upsample`` / ``interpolate`` use them), overridden."""
-    d = dataclasses.asdict(TASK_DEFAULTS[task].resolve(cfg.sample))
-    d.update({k: v for k, v in over.items() if v is not None})
-    clamp = bool(d.pop("clamp"))
-    opts = {"steps": d.pop("steps"), "sampler": d.pop("sampler"), "w_r": d.pop("w_r"),
-            "guidance_clip": (-1.0, 1.0) if clamp and cfg.sample.clip_x else None}
-    opts.update(sampler_options(opts["sampler"], gamma=d.pop("gamma"), eta=cfg.sample.eta))
-    if task == "upsample":
-        opts.update(down_mode=d.pop("down"), w_r_low=d.pop("w_r_low"))
-    opts["method"] = d.pop("method", "gradient")
-    return opts
+    """The command's defaults for ``task`` (as ``videodiff upsample`` / ``interpolate`` use them), overridden; a
+    ``method`` override is passed through."""
+    method = over.pop("method", "gradient")
+    if "down_mode" in over:
+        over["down"] = over.pop("down_mode")
+    return {**task_options(task, cfg.sample, **over), "method": method}
 
 
 def _parse_try(spec: str) -> tuple[str, dict]:

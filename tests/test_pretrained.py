@@ -122,7 +122,7 @@ def test_conditional_commands_take_model_names_and_prompts(tiny_text_run, tmp_pa
 def test_demo_page(tiny_text_run, tmp_path, capsys):
     args = ["demo", "--model", str(tiny_text_run), "--out", str(tmp_path / "demo"), "--steps", "2", "--frames", "7",
             "--prompt", "digit 1 moving up", "--prompt", "digit 2 moving left", "--weights", "0", "3",
-            "--no-progress"]
+            "--task-steps", "3", "--no-progress"]
     assert main(args) == 0
     assert "open " in capsys.readouterr().out
     demo = tmp_path / "demo"
@@ -136,8 +136,16 @@ def test_demo_page(tiny_text_run, tmp_path, capsys):
     assert g.shape == r.shape == (1, 1, 7, 16, 16)
     torch.testing.assert_close(g[:, :, :4], r[:, :, :4])  # the same first block, extended two ways
     assert (g[:, :, 4:] - r[:, :, 4:]).abs().max() > 0
-    with Image.open(demo / "summary.png") as im:
-        assert im.size[1] > (4 + 2) * 16  # a row per text-to-video sample and per extension method
+    sr, real = videos["superres/eq. 7"], videos["superres/real"]
+    assert sr.shape == real.shape == (1, 1, 4, 16, 16)
+    low = torch.nn.functional.avg_pool3d(real, (1, 2, 2))
+    torch.testing.assert_close(videos["superres/input 8x8"][..., ::2, ::2], low)
+    keys = videos["interpolation/real"][:, :, ::3]  # 4 frames: key frames 0 and 3
+    for method in ("gradient", "replacement"):
+        torch.testing.assert_close(videos[f"interpolation/{method} method"][:, :, ::3], keys)
+    assert "super-resolution by eq. (7)" in page and "superres_2.gif" in page and "interpolation_2.gif" in page
+    with Image.open(demo / "summary.png") as im:  # a row per text-to-video sample, extension method and task video
+        assert im.size[1] > (4 + 2 + 4 + 5) * 16
     assert json.loads((demo / "demo.json").read_text())["config"]["weights"] == [0.0, 3.0]
     assert main(args) == 0  # deterministic: the same videos again
     torch.testing.assert_close(torch.load(demo / "videos.pt")["extend_gradient"], g)

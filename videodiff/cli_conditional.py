@@ -193,25 +193,15 @@ def _read_input(path: Path, *, channels: int, size: int | None, step: int = 1, m
 
 
 def _task_options(args, cfg, task: str) -> dict:
-    """Sampler settings (steps, sampler, its own options), ``w_r``, ``guidance_clip`` and, for eq. (7), ``down_mode``
-    and ``w_r_low``: the flags given, else :data:`videodiff.conditional.TASK_DEFAULTS` for ``task`` resolved against
-    the model's ``sample`` config."""
-    from .conditional import TASK_DEFAULTS
-    from .sampling import sampler_options
+    """The library call's sampling keywords: the flags given, else :data:`videodiff.conditional.TASK_DEFAULTS`."""
+    from .conditional import TASK_DEFAULTS, task_options
 
-    d = TASK_DEFAULTS[task].resolve(cfg.sample)
-    sampler = args.sampler or d.sampler
-    check_sampler_flags(args, sampler)
-    gamma = d.gamma if args.gamma is None else args.gamma
-    eta = cfg.sample.eta if args.eta is None else args.eta
-    clamp = d.clamp and not args.no_clamp and cfg.sample.clip_x  # x~ clamped where the model clips x_hat
-    kw = {"steps": d.steps if args.steps is None else args.steps, "sampler": sampler,
-          "w_r": d.w_r if args.w_r is None else args.w_r, "guidance_clip": (-1.0, 1.0) if clamp else None,
-          **sampler_options(sampler, gamma=gamma, eta=eta)}  # each sampler gets only its own options
+    check_sampler_flags(args, args.sampler or TASK_DEFAULTS[task].resolve(cfg.sample).sampler)
+    over = dict(sampler=args.sampler, steps=args.steps, gamma=args.gamma, eta=args.eta, w_r=args.w_r,
+                clamp=False if args.no_clamp else None)
     if hasattr(args, "down"):
-        kw["down_mode"] = args.down or d.down
-        kw["w_r_low"] = d.w_r_low if args.w_r_low is None else args.w_r_low
-    return kw
+        over.update(down=args.down, w_r_low=args.w_r_low)
+    return task_options(task, cfg.sample, **over)
 
 
 def _check_text_flags(args) -> None:

@@ -22,9 +22,10 @@ def _cmd_demo(args) -> int:
     cfg = DemoConfig(model=args.model, prompts=tuple(args.prompt or defaults.prompts),
                      weights=tuple(args.weights or defaults.weights), sampler=args.sampler, steps=args.steps,
                      extend_frames=args.frames, seed=args.seed, device=args.device,
-                     precision=args.precision or defaults.precision, compile=bool(args.compile))
-    if cfg.extend_frames < 1 or cfg.steps < 1:
-        raise ValueError("--frames and --steps must be >= 1")
+                     precision=args.precision or defaults.precision, compile=bool(args.compile),
+                     tasks=not args.no_tasks, task_steps=args.task_steps)
+    if cfg.extend_frames < 1 or cfg.steps < 1 or (cfg.task_steps is not None and cfg.task_steps < 1):
+        raise ValueError("--frames, --steps and --task-steps must be >= 1")
     t0 = time.perf_counter()
     page = run_demo(args.out, cfg, command="videodiff " + shlex.join(args.argv), progress=not args.no_progress)
     print(f"demo written in {time.perf_counter() - t0:.0f} s; open {page.resolve()}")
@@ -61,6 +62,10 @@ def add_subcommands(sub) -> None:
                    help="sampler for every block (default dpmpp2m)")
     p.add_argument("--steps", type=int, default=20, help="sampling steps per block (default 20)")
     p.add_argument("--frames", type=int, default=64, help="length of the extended video (default 64)")
+    p.add_argument("--task-steps", type=int, default=None,
+                   help="sampling steps of the super-resolution and interpolation rows (default: those commands' "
+                        "defaults)")
+    p.add_argument("--no-tasks", action="store_true", help="leave out the super-resolution and interpolation rows")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     add_precision_args(p)

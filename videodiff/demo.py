@@ -5,7 +5,10 @@ It writes a page (``index.html``, plus ``summary.png``, one still image of every
 1. text-to-video samples for a few prompts at a few classifier-free guidance weights (eq. 5, Sec. 4.3): each
    column uses the same noise, so columns differ only in ``w``;
 2. one autoregressive extension (Sec. 3.1, 4.4) of a 16-frame sample to 64 frames by the gradient method (eq. 6)
-   next to the replacement method, from the same first block and the same noise.
+   next to the replacement method, from the same first block and the same noise;
+3. spatial super-resolution of a held-out clip by eq. (7) beside bicubic upsampling and the real clip, and temporal
+   interpolation x4 of another by the gradient method beside the replacement method and linear blending
+   (:mod:`videodiff.demo_tasks`, with the commands' defaults).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class DemoConfig:
     precision: str = "auto"  # auto | fp32 | bf16 (videodiff/precision.py): bf16 where the CPU has native bf16
     compile: bool = False
     methods: tuple[str, ...] = field(default=("gradient", "replacement"))
+    tasks: bool = True  # the super-resolution and interpolation rows
+    task_steps: int | None = None  # their sampling steps (None: the commands' defaults, TASK_DEFAULTS)
 
 
 def _upscale(videos: torch.Tensor, k: int) -> torch.Tensor:
@@ -52,7 +57,27 @@ def _gif(videos: torch.Tensor, path: Path, cfg: DemoConfig, nrow: int | None = N
     return path.name
 
 
-def _page(cfg: DemoConfig, cells: list[list[str]], ext: dict[str, str], info: dict) -> str:
+def _task_section(files: dict[str, dict[str, str]], info: dict) -> str:
+    if not files:
+        return ""
+    esc = html.escape
+
+    def table(row: dict[str, str]) -> str:
+        return ("<table><tr>" + "".join(f"<th>{esc(k)}</th>" for k in row) + "</tr><tr>"
+                + "".join(f'<td><img src="{f}"></td>' for f in row.values()) + "</tr></table>")
+
+    return f"""<h2>Spatial super-resolution by eq. (7) (Sec. 3.1)</h2>
+<p>A held-out clip, area-downsampled by 2, upsampled back by the unconditional model guided through a differentiable
+downsampling (eq. 7), beside bicubic upsampling and the real clip.</p>{table(files['superres'])}
+<h2>Temporal interpolation (Sec. 3.1)</h2>
+<p>Only the key frames of another held-out clip are given; the model fills the frames between them by the gradient
+method (eq. 6) or the replacement method ({esc(info['task_sampler'])}), beside linear blending of the key frames.</p>
+{table(files['interpolation'])}
+"""
+
+
+def _page(cfg: DemoConfig, cells: list[list[str]], ext: dict[str, str], info: dict,
+          task_files: dict[str, dict[str, str]] | None = None) -> str:
     esc = html.escape
     head = "".join(f"<th>w = {w:g}</th>" for w in cfg.weights)
     rows = "".join(f"<tr><th>{esc(p)}</th>" + "".join(f'<td><img src="{c}"></td>' for c in row) + "</tr>"
@@ -73,18 +98,20 @@ sample; every later block of {info['block'] - info['context']} frames is conditi
 before it by the gradient method (eq. 6) or the replacement method, with the same noise. Conditioning frames of
 the first block are outlined red in <code>summary.png</code>.</p>
 <table>{ext_rows}</table>
-<p>Still image of everything: <a href="summary.png">summary.png</a>. Timings: {esc(json.dumps(info['timings']))}</p>
+{_task_section(task_files or {}, info)}<p>Still image of everything: <a href="summary.png">summary.png</a>. Timings: {esc(json.dumps(info['timings']))}</p>
 """
 
 
-def _summary(t2v: torch.Tensor, ext: dict[str, torch.Tensor], block: int, every: int = 4) -> np.ndarray:
-    """One still image: the text-to-video grid's middle frame row by row, then each extension's frame strip."""
+def _summary(t2v: torch.Tensor, ext: dict[str, torch.Tensor], block: int, tasks: dict, every: int = 4) -> np.ndarray:
+    """One still image: the text-to-video grid's middle frame row by row, each extension's frame strip, then one
+    strip per super-resolution / interpolation video."""
     from .conditional import frame_strip
 
     strips = [frame_strip(t2v[:, :, ::2])]
     for video in ext.values():
         known = [i < block for i in range(0, video.shape[2], every)]
         strips.append(frame_strip(video[:, :, ::every], known))
+    strips += [frame_strip(v) for row in tasks.values() for v in row.values()]
     width = max(s.shape[1] for s in strips)
     padded = [np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in strips]
     return np.concatenate(padded, 0)
@@ -137,12 +164,26 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
                                   generator=gen, progress=progress, **cond, **ext_kw, **extra).float().cpu()
         timings[f"extend_{method}"] = time.perf_counter() - t0
         ext_files[method] = _gif(extended[method], out / f"extend_{method}.gif", cfg)
-    Image.fromarray(_summary(t2v, extended, block)).save(out / "summary.png")
+    tasks, task_files = {}, {}
+    if cfg.tasks:
+        from .conditional import TASK_DEFAULTS
+        from .demo_tasks import task_rows
+
+        tasks, task_timings = task_rows(loaded, seed=cfg.seed, steps=cfg.task_steps, device=cfg.device,
+                                        progress=progress)
+        timings.update(task_timings)
+        task_files = {name: {label: _gif(v, out / f"{name}_{i}.gif", cfg) for i, (label, v) in enumerate(row.items())}
+                      for name, row in tasks.items()}
+    Image.fromarray(_summary(t2v, extended, block, tasks)).save(out / "summary.png")
     info = {"model": cfg.model, "step": loaded.step, "command": command, "device": cfg.device,
             "precision": loaded.precision, "block": block,
             "context": context, "seconds": time.perf_counter() - t_start,
             "timings": {k: round(v, 1) for k, v in timings.items()}}
-    (out / "index.html").write_text(_page(cfg, cells, ext_files, info))
-    torch.save({"text_to_video": t2v, **{f"extend_{m}": v for m, v in extended.items()}}, out / "videos.pt")
+    if cfg.tasks:
+        d = TASK_DEFAULTS["interpolate"].resolve(mcfg.sample)
+        info["task_sampler"] = f"{d.sampler}, {cfg.task_steps or d.steps} steps"
+    (out / "index.html").write_text(_page(cfg, cells, ext_files, info, task_files))
+    torch.save({"text_to_video": t2v, **{f"extend_{m}": v for m, v in extended.items()},
+                **{f"{name}/{label}": v for name, row in tasks.items() for label, v in row.items()}}, out / "videos.pt")
     (out / "demo.json").write_text(json.dumps({"config": asdict(cfg), **info}, indent=1) + "\n")
     return out / "index.html"
