@@ -9,7 +9,10 @@ browser tests skip, except under ``VIDEODIFF_REQUIRE_BROWSER=1`` (set by ``.ci/r
 import os
 import shutil
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 import torch
@@ -45,8 +48,8 @@ def _import(name: str, hint: str):
 
 def _chromium() -> str:
     path = os.environ.get("VIDEODIFF_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        _missing("no chromium on PATH: apt-get install chromium")
+    if not path or not os.path.isfile(path):
+        _missing(f"no Chromium ({path or 'none on PATH'}): apt-get install chromium, or set VIDEODIFF_CHROMIUM")
     return path
 
 
@@ -109,16 +112,32 @@ def test_cli_without_gradio_names_the_extra(monkeypatch, capsys):
 
 
 @pytest.fixture(scope="module")
-def served(app):
-    """The page on a free localhost port, served from a thread of this process."""
+def served(tmp_path_factory):
+    """``videodiff app`` on a free localhost port, in a process of its own (Gradio stays out of this one), at 2
+    sampling steps."""
     _import("gradio", "pip install 'videodiff[app]'")
-    from videodiff.app import build_app, launch
-
-    page = build_app(app)
+    out = tmp_path_factory.mktemp("served")
     port = _free_port()
-    launch(page, host="127.0.0.1", port=port, block=False, out_dir=app.out_dir)
-    yield f"http://127.0.0.1:{port}/"
-    page.close()
+    url = f"http://127.0.0.1:{port}/"
+    log = open(out / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "videodiff", "app", "--port", str(port), "--steps", "2",
+                             "--out", str(out / "videos")], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"videodiff app did not serve {url}:\n{(out / 'app.log').read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +160,7 @@ def _screenshot(page, tmp_path, name: str):
     return path
 
 
-def test_page_generates_a_video(served, browser, tmp_path):
+def test_page_generates_a_video(browser, served, tmp_path):  # browser first: no server when it skips
     page = browser.new_page(viewport={"width": 1200, "height": 760})
     page.goto(served)
     prompt = page.locator("#prompt textarea")
@@ -154,7 +173,7 @@ def test_page_generates_a_video(served, browser, tmp_path):
     page.close()
 
 
-def test_page_shows_an_input_error(served, browser, tmp_path):
+def test_page_shows_an_input_error(browser, served, tmp_path):
     page = browser.new_page(viewport={"width": 1200, "height": 760})
     page.goto(served)
     page.locator("#prompt textarea").fill("")
