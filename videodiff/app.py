@@ -183,8 +183,10 @@ class VideoApp:
         low = F.interpolate(frames, size=(LOW_SIZE, LOW_SIZE), mode="area")
         bicubic = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
         nearest = F.interpolate(low, size=(h, w), mode="nearest")
-        unflat = lambda x: x.reshape(b, f, c, h, w).transpose(1, 2)  # noqa: E731  (B, C, F, H, W)
-        low_video = low.reshape(b, f, c, LOW_SIZE, LOW_SIZE).transpose(1, 2)
+        def unflat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(b, f, c, *x.shape[-2:]).transpose(1, 2)  # (B, C, F, H, W)
+
+        low_video = unflat(low)
         clip = (-1.0, 1.0) if self.cfg.sample.clip_x else None
         t0 = time.perf_counter()
         gen = torch.Generator(device=self.device).manual_seed(seed)
