@@ -8,7 +8,8 @@ A thin UI layer over the library, one tab per application of the paper:
 2. **Extend** (Sec. 3.1, 4.4): the last generated video to N frames by the gradient method (eq. 6) beside the
    replacement method, from the same first block and the same noise (:func:`videodiff.pipeline.extend_from_prompt`).
 3. **Super-resolution** (eq. 7): the last video downsampled to 16x16 and brought back to the model's size by
-   :func:`videodiff.conditional.upsample` (with its default settings), beside bicubic upsampling.
+   :func:`videodiff.conditional.upsample` with the library's settings for it (``TASK_DEFAULTS["upsample"]``),
+   beside bicubic upsampling.
 
 :class:`VideoApp` holds the model and does the work; it knows nothing of Gradio (a bad input raises ``ValueError``
 with the message the page shows). :func:`build_app` lays out the page; Gradio is imported only there.
@@ -167,11 +168,20 @@ class VideoApp:
                 f"{sampler}, {steps} steps per block, seed {seed}) by both methods in {dt:.1f} s")
         return paths[0], paths[1], note
 
+    def superres_defaults(self):
+        """The sampler settings of super-resolution (:data:`videodiff.conditional.TASK_DEFAULTS`, this model)."""
+        from .conditional import TASK_DEFAULTS
+
+        return TASK_DEFAULTS["upsample"].resolve(self.cfg.sample)
+
     def superres(self, state: dict | None, steps, sampler: str, seed) -> tuple[str, str]:
-        """The last video downsampled to ``LOW_SIZE`` and upsampled back: low | bicubic | eq. (7) | original."""
+        """The last video downsampled to ``LOW_SIZE`` and upsampled back by eq. (7), conditioned on its prompt
+        (w = 0), with the library's super-resolution defaults: low | bicubic | eq. (7) | original."""
         import torch.nn.functional as F
 
         from .conditional import upsample
+        from .pipeline import text_condition
+        from .sampling import sampler_options
 
         state = self._last(state)
         steps, sampler, seed = self._check_sampling(steps, sampler, seed)
@@ -179,24 +189,30 @@ class VideoApp:
         b, c, f, h, w = video.shape
         if h <= LOW_SIZE:
             raise ValueError(f"this model's {h}x{w} frames are not above {LOW_SIZE}x{LOW_SIZE}")
+
+        def unflat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(b, f, c, *x.shape[-2:]).transpose(1, 2)  # (B, C, F, H, W)
+
         frames = video.transpose(1, 2).flatten(0, 1)  # (B*F, C, H, W)
         low = F.interpolate(frames, size=(LOW_SIZE, LOW_SIZE), mode="area")
         bicubic = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
         nearest = F.interpolate(low, size=(h, w), mode="nearest")
-        def unflat(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(b, f, c, *x.shape[-2:]).transpose(1, 2)  # (B, C, F, H, W)
-
-        low_video = unflat(low)
-        clip = (-1.0, 1.0) if self.cfg.sample.clip_x else None
+        d = self.superres_defaults()
+        text = {}
+        if state["prompt"] is not None:
+            text = {k: v.to(self.device) for k, v in text_condition(self.cfg, [state["prompt"]], cache=self.cache).items()}
+        clamp = d.clamp and self.cfg.sample.clip_x  # x~ clamped where the model clips x_hat
         t0 = time.perf_counter()
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        ours = upsample(self.loaded.denoiser, self.cfg.diffusion.schedule, low_video.to(self.device), size=h,
-                        block_frames=self.cfg.data.num_frames, guidance_clip=clip, generator=gen, steps=steps,
-                        sampler=sampler, progress=True).float().cpu()
+        ours = upsample(self.loaded.denoiser, self.cfg.diffusion.schedule, unflat(low).to(self.device), size=h,
+                        block_frames=self.cfg.data.num_frames, down_mode=d.down, w_r=d.w_r, w_r_low=d.w_r_low,
+                        guidance_clip=(-1.0, 1.0) if clamp else None, generator=gen, steps=steps, sampler=sampler,
+                        progress=True, **sampler_options(sampler, gamma=d.gamma, eta=self.cfg.sample.eta),
+                        **text).float().cpu()
         dt = time.perf_counter() - t0
         grid = torch.cat([unflat(nearest), unflat(bicubic), ours.clamp(-1, 1), video])
-        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) with the unconditional model "
-                f"({sampler}, {steps} steps, seed {seed}, {dt:.1f} s), the original {h}x{w}")
+        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({d.down} D, {sampler}, {steps} "
+                f"steps, seed {seed}, {dt:.1f} s), the original {h}x{w}")
         return self._write(grid, "superres", nrow=4), note
 
 
@@ -224,11 +240,11 @@ def build_app(app: VideoApp):
     text = cfg.text.enabled
     samplers = list(SAMPLERS)
 
-    def sampling_inputs(prefix: str):
+    def sampling_inputs(prefix: str, steps: int = d.steps, sampler: str = d.sampler):
         with gr.Row():
-            steps = gr.Number(d.steps, label="steps", precision=0, minimum=1, maximum=d.max_steps,
+            steps = gr.Number(steps, label="steps", precision=0, minimum=1, maximum=d.max_steps,
                               elem_id=f"{prefix}-steps")
-            sampler = gr.Dropdown(samplers, value=d.sampler, label="sampler", elem_id=f"{prefix}-sampler")
+            sampler = gr.Dropdown(samplers, value=sampler, label="sampler", elem_id=f"{prefix}-sampler")
             seed = gr.Number(d.seed, label="seed", precision=0, minimum=0, elem_id=f"{prefix}-seed")
         return steps, sampler, seed
 
@@ -279,9 +295,11 @@ def build_app(app: VideoApp):
         if size > LOW_SIZE:
             with gr.Tab("Super-resolution"):
                 gr.Markdown(f"The last generated video, downsampled to {LOW_SIZE}x{LOW_SIZE}, brought back to "
-                            f"{size}x{size} by the gradient method on the downsampled prediction (eq. 7) beside "
-                            "bicubic upsampling.")
-                sr_sampling = sampling_inputs("superres")
+                            f"{size}x{size} by the gradient method on the downsampled prediction (eq. 7), "
+                            "conditioned on the video's prompt (w = 0), beside bicubic upsampling. The steps and "
+                            "sampler start from the library's super-resolution defaults.")
+                sr_d = app.superres_defaults()
+                sr_sampling = sampling_inputs("superres", sr_d.steps, sr_d.sampler)
                 sr_go = gr.Button("Upsample", variant="primary", elem_id="superres")
                 sr_video = gr.Video(label="input | bicubic | eq. (7) | original", elem_id="superres-video",
                                     **video_kw)
