@@ -179,9 +179,8 @@ class VideoApp:
         (w = 0), with the library's super-resolution defaults: low | bicubic | eq. (7) | original."""
         import torch.nn.functional as F
 
-        from .conditional import upsample
+        from .conditional import task_options, upsample
         from .pipeline import text_condition
-        from .sampling import sampler_options
 
         state = self._last(state)
         steps, sampler, seed = self._check_sampling(steps, sampler, seed)
@@ -197,21 +196,18 @@ class VideoApp:
         low = F.interpolate(frames, size=(LOW_SIZE, LOW_SIZE), mode="area")
         bicubic = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
         nearest = F.interpolate(low, size=(h, w), mode="nearest")
-        d = self.superres_defaults()
+        opts = task_options("upsample", self.cfg.sample, steps=steps, sampler=sampler)
         text = {}
         if state["prompt"] is not None:
             text = {k: v.to(self.device) for k, v in text_condition(self.cfg, [state["prompt"]], cache=self.cache).items()}
-        clamp = d.clamp and self.cfg.sample.clip_x  # x~ clamped where the model clips x_hat
         t0 = time.perf_counter()
         gen = torch.Generator(device=self.device).manual_seed(seed)
         ours = upsample(self.loaded.denoiser, self.cfg.diffusion.schedule, unflat(low).to(self.device), size=h,
-                        block_frames=self.cfg.data.num_frames, down_mode=d.down, w_r=d.w_r, w_r_low=d.w_r_low,
-                        guidance_clip=(-1.0, 1.0) if clamp else None, generator=gen, steps=steps, sampler=sampler,
-                        progress=True, **sampler_options(sampler, gamma=d.gamma, eta=self.cfg.sample.eta),
+                        block_frames=self.cfg.data.num_frames, generator=gen, progress=True, **opts,
                         **text).float().cpu()
         dt = time.perf_counter() - t0
         grid = torch.cat([unflat(nearest), unflat(bicubic), ours.clamp(-1, 1), video])
-        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({d.down} D, {sampler}, {steps} "
+        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({opts['down_mode']} D, {sampler}, {steps} "
                 f"steps, seed {seed}, {dt:.1f} s), the original {h}x{w}")
         return self._write(grid, "superres", nrow=4), note
 
