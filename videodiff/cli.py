@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_conditional(sub)
 
-    from .cli_models import add_subcommands as add_model_commands  # demo, export
+    from .cli_models import add_subcommands as add_model_commands  # demo, app, export
 
     add_model_commands(sub)
 

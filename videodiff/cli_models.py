@@ -1,10 +1,10 @@
-"""Command line for shipped models: ``videodiff demo`` (the one-minute demo page) and ``videodiff export`` (a
-training run's EMA weights as a named model). Thin: parse, call :mod:`videodiff.demo` / :mod:`videodiff.pretrained`.
+"""Command line for shipped models: ``videodiff demo`` (the one-minute demo page), ``videodiff app`` (the interactive
+page, an optional extra) and ``videodiff export`` (a training run's EMA weights as a named model). Thin: parse, call
+:mod:`videodiff.demo` / :mod:`videodiff.app` / :mod:`videodiff.pretrained`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import time
@@ -30,6 +30,23 @@ def _cmd_demo(args) -> int:
     page = run_demo(args.out, cfg, command="videodiff " + shlex.join(args.argv), progress=not args.no_progress)
     print(f"demo written in {time.perf_counter() - t0:.0f} s; open {page.resolve()}")
     print(f"  still image of everything: {page.parent.resolve() / 'summary.png'}")
+    return 0
+
+
+def _cmd_app(args) -> int:
+    from .app import AppDefaults, launch, make_app, require_gradio
+
+    try:
+        require_gradio()
+    except ImportError as e:
+        raise ValueError(str(e)) from e  # one line naming the install command
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    defaults = AppDefaults() if args.steps is None else AppDefaults(steps=args.steps)
+    page, app = make_app(args.model, device=args.device, defaults=defaults, out_dir=args.out)
+    where = "a public share link and " if args.share else ""
+    print(f"serving {args.model} on {where}http://{args.host}:{args.port} (videos in {app.out_dir}); Ctrl+C stops")
+    launch(page, host=args.host, port=args.port, share=args.share, out_dir=app.out_dir)
     return 0
 
 
@@ -71,6 +88,17 @@ def add_subcommands(sub) -> None:
     add_precision_args(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("app", help="interactive page in the browser (Gradio, an optional extra: pip install "
+                                   "'videodiff[app]'): text to video, extension, super-resolution")
+    p.add_argument("--model", default="moving-mnist", help="shipped model name or run directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="also ask Gradio for a public share link (off by default)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps the page starts with (default 20)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, default=None, help="folder for the videos (default: a new temporary folder)")
+    p.set_defaults(func=_cmd_app)
 
     p = sub.add_parser("export", help="write a run's EMA weights + config as a named model (for shipping)")
     p.add_argument("--checkpoint", required=True, type=Path, help="run directory or checkpoints/step_XXXXXX")

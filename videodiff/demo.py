@@ -122,9 +122,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
     """Write the demo page into ``out_dir`` and return the path of ``index.html``."""
     from PIL import Image
 
-    from .conditional import extend
-    from .pipeline import load_model, sample_from_prompts, text_condition
-    from .sampling.guidance import ClassifierFreeGuidance
+    from .pipeline import extend_from_prompt, load_model, sample_from_prompts
     from .text import build_text_cache
 
     cfg = cfg or DemoConfig()
@@ -148,20 +146,15 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
 
     block = mcfg.data.num_frames
     context = block // 2
-    cond = text_condition(mcfg, [cfg.extend_prompt], cache=cache)
-    guided = ClassifierFreeGuidance(den, cfg.extend_guidance) if cfg.extend_guidance else den
     first = sample_from_prompts(den, mcfg, [cfg.extend_prompt], 1, guidance=cfg.extend_guidance, cache=cache,
                                 **sample_kw)
-    ext_kw = {k: v for k, v in sample_kw.items() if k not in ("seed", "progress")}
-    clip = (-1.0, 1.0) if mcfg.sample.clip_x else None
     extended, ext_files = {}, {}
-    for method in cfg.methods:
+    for method in cfg.methods:  # the same seed, so the methods share their noise
         t0 = time.perf_counter()
-        extra = {"guidance_clip": clip} if method == "gradient" else {}
-        gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
-        extended[method] = extend(guided, mcfg.diffusion.schedule, total_frames=cfg.extend_frames,
-                                  block_frames=block, context=context, video=first.to(cfg.device), method=method,
-                                  generator=gen, progress=progress, **cond, **ext_kw, **extra).float().cpu()
+        extended[method] = extend_from_prompt(den, mcfg, first, cfg.extend_prompt, total_frames=cfg.extend_frames,
+                                              method=method, guidance=cfg.extend_guidance, context=context,
+                                              seed=cfg.seed + 1, steps=cfg.steps, sampler=cfg.sampler, cache=cache,
+                                              progress=progress)
         timings[f"extend_{method}"] = time.perf_counter() - t0
         ext_files[method] = _gif(extended[method], out / f"extend_{method}.gif", cfg)
     tasks, task_files = {}, {}

@@ -16,7 +16,7 @@ from .sampling import sample, sampler_options
 from .checkpoint import load_checkpoint
 
 __all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "sample_videos", "sample_seed", "text_condition",
-           "sample_from_prompts"]
+           "sample_from_prompts", "extend_from_prompt"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -176,3 +176,51 @@ def sample_from_prompts(
     cond = {k: v.repeat_interleave(num_per_prompt, dim=0) for k, v in cond.items()}
     den = ClassifierFreeGuidance(denoiser, guidance) if guidance != 0 else denoiser
     return sample_videos(den, cfg, len(prompts) * num_per_prompt, per_video=cond, **kwargs)
+
+
+def extend_from_prompt(
+    denoiser: Denoiser,
+    cfg: ExperimentConfig,
+    video: torch.Tensor,
+    prompt: str | None,
+    *,
+    total_frames: int,
+    method: str = "gradient",
+    guidance: float = 0.0,
+    context: int | None = None,
+    seed: int = 0,
+    steps: int | None = None,
+    sampler: str | None = None,
+    cache=None,
+    progress: bool = False,
+    **kwargs,
+) -> torch.Tensor:
+    """Extend ``video`` ``(B, C, L, H, W)`` to ``total_frames`` frames autoregressively (Sec. 3.1, 4.4), every block
+    conditioned on the last ``context`` frames (default half a block) by ``method`` (``"gradient"``, eq. 6, clamped
+    to [-1, 1] when the model clips x_hat; or ``"replacement"``) and on ``prompt`` with classifier-free guidance of
+    weight ``guidance`` (eq. 5; ``prompt=None``: the model's unconditional c = 0). One generator seeded with ``seed``
+    drives every block, so two methods called with the same seed share their noise. Sampler settings default to
+    ``cfg.sample``; ``kwargs`` go to :func:`videodiff.conditional.extend` (``w_r``, ``variant``, ...). Returns float
+    ``(B, C, total_frames, H, W)`` on the CPU; its first ``L`` frames are ``video``."""
+    from .conditional import extend
+    from .sampling.guidance import ClassifierFreeGuidance
+
+    params = denoiser.parameters() if hasattr(denoiser, "parameters") else iter(())
+    device = next(iter(params), torch.empty(0)).device
+    sc = cfg.sample
+    sampler = sampler or sc.sampler
+    text, den = {}, denoiser
+    if prompt is not None:
+        num = video.shape[0]
+        text = {k: v.expand(num, *v.shape[1:]).to(device) for k, v in text_condition(cfg, [prompt], cache=cache).items()}
+        den = ClassifierFreeGuidance(denoiser, guidance) if guidance != 0 else denoiser
+    elif guidance != 0:
+        raise ValueError("guidance needs a prompt (guidance strengthens a text condition)")
+    if method == "gradient" and sc.clip_x:
+        kwargs.setdefault("guidance_clip", (-1.0, 1.0))
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = extend(den, cfg.diffusion.schedule, total_frames=total_frames, block_frames=cfg.data.num_frames,
+                 context=context, video=video.to(device), method=method, generator=gen, progress=progress,
+                 steps=sc.steps if steps is None else steps, sampler=sampler,
+                 **sampler_options(sampler, gamma=sc.gamma, eta=sc.eta), **text, **kwargs)
+    return out.float().cpu()

@@ -1,0 +1,333 @@
+"""The interactive app (``videodiff app``; ``pip install 'videodiff[app]'``): a Gradio page that serves a shipped
+model offline, on a CPU, bound to localhost, with analytics off.
+
+A thin UI layer over the library, one tab per application of the paper:
+
+1. **Text to video** (Sec. 4.3): prompt, classifier-free guidance weight ``w`` (eq. 5), steps, sampler, seed
+   (:func:`videodiff.pipeline.sample_from_prompts`).
+2. **Extend** (Sec. 3.1, 4.4): the last generated video to N frames by the gradient method (eq. 6) beside the
+   replacement method, from the same first block and the same noise (:func:`videodiff.pipeline.extend_from_prompt`).
+3. **Super-resolution** (eq. 7): the last video downsampled to 16x16 and brought back to the model's size by
+   :func:`videodiff.conditional.upsample` with the library's settings for it (``TASK_DEFAULTS["upsample"]``),
+   beside bicubic upsampling.
+
+:class:`VideoApp` holds the model and does the work; it knows nothing of Gradio (a bad input raises ``ValueError``
+with the message the page shows). :func:`build_app` lays out the page; Gradio is imported only there.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = ["AppDefaults", "VideoApp", "build_app", "launch", "make_app", "require_gradio"]
+
+INSTALL_HINT = "pip install 'videodiff[app]'"
+LOW_SIZE = 16  # the super-resolution tab's low-resolution side
+
+
+def require_gradio():
+    """Import Gradio with analytics off, or fail with the command that installs it."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio as gr
+    except ImportError as e:
+        raise ImportError(f"the app needs Gradio, an optional extra: {INSTALL_HINT} ({e})") from e
+    return gr
+
+
+@dataclass
+class AppDefaults:
+    """The values the page starts with, and the limits of its inputs."""
+
+    prompt: str = "digit 4 moving right"
+    guidance: float = 2.0  # w of eq. (5)
+    steps: int = 20
+    sampler: str = "dpmpp2m"
+    seed: int = 0
+    extend_frames: int = 48
+    max_guidance: float = 20.0
+    max_steps: int = 200
+    max_frames: int = 128
+    scale: int = 4  # nearest-neighbour upscaling of the written videos, so 32x32 frames are visible
+    fps: int = 8
+
+
+def _as_int(value, name: str, lo: int, hi: int) -> int:
+    """``value`` (a number box gives floats, or None when empty) as an int in ``[lo, hi]``."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"{name}: enter a whole number from {lo} to {hi}")
+    if float(value) != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value:g}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be from {lo} to {hi}, got {value}")
+    return value
+
+
+class VideoApp:
+    """The app's actions on one loaded model (:class:`videodiff.pipeline.LoadedModel`); videos go to ``out_dir``
+    as mp4 files. Each action returns the path(s) of the written video(s) and a line of Markdown about them."""
+
+    def __init__(self, loaded, out_dir: str | Path, defaults: AppDefaults | None = None, name: str = "model"):
+        from .text import build_text_cache
+
+        self.loaded, self.name = loaded, name
+        self.cfg = loaded.config
+        self.defaults = defaults or AppDefaults()
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.cache = build_text_cache(self.cfg.text) if self.cfg.text.enabled else None
+        self.device = next(loaded.denoiser.parameters()).device
+
+    # ------------------------------------------------------------------------------------------ validation
+
+    def _check_prompt(self, prompt: str | None, guidance) -> tuple[str | None, float]:
+        prompt = (prompt or "").strip()
+        d = self.defaults
+        if guidance is None or not math.isfinite(float(guidance)) or not 0 <= float(guidance) <= d.max_guidance:
+            raise ValueError(f"guidance w must be from 0 to {d.max_guidance:g}, got {guidance}")
+        if self.cfg.text.enabled:
+            if not prompt:
+                raise ValueError("type a prompt, e.g. 'digit 7 moving left': this model draws what the caption says")
+            return prompt, float(guidance)
+        if prompt or float(guidance):
+            raise ValueError("this model is not text-conditioned: leave the prompt empty and set guidance to 0")
+        return None, 0.0
+
+    def _check_sampling(self, steps, sampler: str, seed) -> tuple[int, str, int]:
+        from .sampling import SAMPLERS
+
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        return _as_int(steps, "steps", 1, self.defaults.max_steps), sampler, _as_int(seed, "seed", 0, 2**31 - 1)
+
+    # ------------------------------------------------------------------------------------------ output
+
+    def _write(self, videos: torch.Tensor, stem: str, nrow: int | None = None) -> str:
+        """``(B, C, F, H, W)`` in [-1, 1] -> an mp4 grid, upscaled ``defaults.scale`` times (nearest)."""
+        from .io import save_video_grid
+
+        k = self.defaults.scale
+        videos = videos.repeat_interleave(k, -1).repeat_interleave(k, -2)
+        path = self.out_dir / f"{stem}-{uuid.uuid4().hex[:8]}.mp4"
+        save_video_grid(videos, path, nrow=nrow, fps=self.defaults.fps)
+        return str(path)
+
+    # ------------------------------------------------------------------------------------------ actions
+
+    def generate(self, prompt: str | None, guidance, steps, sampler: str, seed) -> tuple[str, dict, str]:
+        """Text to video: the video's mp4, the state that :meth:`extend` and :meth:`superres` start from, a note."""
+        from .pipeline import sample_from_prompts, sample_videos
+
+        prompt, w = self._check_prompt(prompt, guidance)
+        steps, sampler, seed = self._check_sampling(steps, sampler, seed)
+        t0 = time.perf_counter()
+        kw = dict(steps=steps, sampler=sampler, seed=seed, progress=True)
+        if prompt is None:
+            video = sample_videos(self.loaded.denoiser, self.cfg, 1, **kw)
+        else:
+            video = sample_from_prompts(self.loaded.denoiser, self.cfg, [prompt], 1, guidance=w, cache=self.cache, **kw)
+        dt = time.perf_counter() - t0
+        state = {"video": video, "prompt": prompt, "guidance": w, "steps": steps, "sampler": sampler, "seed": seed}
+        caption = f"'{prompt}', w = {w:g}, " if prompt is not None else ""
+        note = (f"{caption}{sampler}, {steps} steps, seed {seed}: {video.shape[2]} frames "
+                f"{video.shape[-1]}x{video.shape[-1]} in {dt:.1f} s")
+        return self._write(video, "t2v"), state, note
+
+    def _last(self, state: dict | None) -> dict:
+        if not state or "video" not in state:
+            raise ValueError("generate a video on the 'Text to video' tab first")
+        return state
+
+    def extend(self, state: dict | None, frames, steps, sampler: str, seed) -> tuple[str, str, str]:
+        """The last video extended to ``frames`` frames by the gradient and the replacement method, same noise."""
+        from .pipeline import extend_from_prompt
+
+        state = self._last(state)
+        block = self.cfg.data.num_frames
+        frames = _as_int(frames, "frames", block + 1, self.defaults.max_frames)
+        steps, sampler, seed = self._check_sampling(steps, sampler, seed)
+        t0 = time.perf_counter()
+        paths = []
+        for method in ("gradient", "replacement"):
+            video = extend_from_prompt(self.loaded.denoiser, self.cfg, state["video"], state["prompt"],
+                                       total_frames=frames, method=method, guidance=state["guidance"], seed=seed,
+                                       steps=steps, sampler=sampler, cache=self.cache, progress=True)
+            paths.append(self._write(video, f"extend-{method}"))
+        dt = time.perf_counter() - t0
+        note = (f"{block} generated frames extended to {frames} ({block // 2} context frames per block, "
+                f"{sampler}, {steps} steps per block, seed {seed}) by both methods in {dt:.1f} s")
+        return paths[0], paths[1], note
+
+    def superres_defaults(self):
+        """The sampler settings of super-resolution (:data:`videodiff.conditional.TASK_DEFAULTS`, this model)."""
+        from .conditional import TASK_DEFAULTS
+
+        return TASK_DEFAULTS["upsample"].resolve(self.cfg.sample)
+
+    def superres(self, state: dict | None, steps, sampler: str, seed) -> tuple[str, str]:
+        """The last video downsampled to ``LOW_SIZE`` and upsampled back by eq. (7), conditioned on its prompt
+        (w = 0), with the library's super-resolution defaults: low | bicubic | eq. (7) | original."""
+        import torch.nn.functional as F
+
+        from .conditional import task_options, upsample
+        from .pipeline import text_condition
+
+        state = self._last(state)
+        steps, sampler, seed = self._check_sampling(steps, sampler, seed)
+        video = state["video"]  # (1, C, F, H, W)
+        b, c, f, h, w = video.shape
+        if h <= LOW_SIZE:
+            raise ValueError(f"this model's {h}x{w} frames are not above {LOW_SIZE}x{LOW_SIZE}")
+
+        def unflat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(b, f, c, *x.shape[-2:]).transpose(1, 2)  # (B, C, F, H, W)
+
+        frames = video.transpose(1, 2).flatten(0, 1)  # (B*F, C, H, W)
+        low = F.interpolate(frames, size=(LOW_SIZE, LOW_SIZE), mode="area")
+        bicubic = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
+        nearest = F.interpolate(low, size=(h, w), mode="nearest")
+        opts = task_options("upsample", self.cfg.sample, steps=steps, sampler=sampler)
+        text = {}
+        if state["prompt"] is not None:
+            text = {k: v.to(self.device) for k, v in text_condition(self.cfg, [state["prompt"]], cache=self.cache).items()}
+        t0 = time.perf_counter()
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        ours = upsample(self.loaded.denoiser, self.cfg.diffusion.schedule, unflat(low).to(self.device), size=h,
+                        block_frames=self.cfg.data.num_frames, generator=gen, progress=True, **opts,
+                        **text).float().cpu()
+        dt = time.perf_counter() - t0
+        grid = torch.cat([unflat(nearest), unflat(bicubic), ours.clamp(-1, 1), video])
+        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({opts['down_mode']} D, {sampler}, {steps} "
+                f"steps, seed {seed}, {dt:.1f} s), the original {h}x{w}")
+        return self._write(grid, "superres", nrow=4), note
+
+
+def _ui(fn):
+    """Run ``fn``; a ``ValueError`` becomes a ``gr.Error``, which the page shows as a message."""
+    gr = require_gradio()
+
+    @functools.wraps(fn)  # keeps fn's signature: Gradio finds its gr.Progress argument there
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+
+    return wrapped
+
+
+def build_app(app: VideoApp):
+    """The Gradio page (``gr.Blocks``) over ``app``; launch it with :func:`launch`."""
+    gr = require_gradio()
+    from .sampling import SAMPLERS
+
+    d, cfg = app.defaults, app.cfg
+    block, size = cfg.data.num_frames, cfg.data.image_size
+    text = cfg.text.enabled
+    samplers = list(SAMPLERS)
+
+    def sampling_inputs(prefix: str, steps: int = d.steps, sampler: str = d.sampler):
+        with gr.Row():
+            steps = gr.Number(steps, label="steps", precision=0, minimum=1, maximum=d.max_steps,
+                              elem_id=f"{prefix}-steps")
+            sampler = gr.Dropdown(samplers, value=sampler, label="sampler", elem_id=f"{prefix}-sampler")
+            seed = gr.Number(d.seed, label="seed", precision=0, minimum=0, elem_id=f"{prefix}-seed")
+        return steps, sampler, seed
+
+    def generate(prompt, w, steps, sampler, seed, progress=gr.Progress(track_tqdm=True)):
+        return app.generate(prompt, w, steps, sampler, seed)
+
+    def extend(state, frames, steps, sampler, seed, progress=gr.Progress(track_tqdm=True)):
+        return app.extend(state, frames, steps, sampler, seed)
+
+    def superres(state, steps, sampler, seed, progress=gr.Progress(track_tqdm=True)):
+        return app.superres(state, steps, sampler, seed)
+
+    video_kw = dict(autoplay=True, loop=True, interactive=False)
+    with gr.Blocks(title="videodiff", analytics_enabled=False) as page:
+        gr.Markdown(f"## videodiff: {app.name}\n{block} frames of {size}x{size} per sample"
+                    f"{', text-conditioned' if text else ''}. Video Diffusion Models (Ho, Salimans et al. 2022), "
+                    f"running on {app.device.type.upper()}, offline.")
+        state = gr.State(None)
+        with gr.Tab("Text to video"):
+            with gr.Row():
+                with gr.Column():
+                    prompt = gr.Textbox(d.prompt if text else "", label="prompt", interactive=text,
+                                        placeholder="digit 0-9 moving right / up / left / down" if text
+                                        else "this model is not text-conditioned", elem_id="prompt")
+                    w = gr.Slider(0, d.max_guidance, value=d.guidance if text else 0, step=0.5, interactive=text,
+                                  label="guidance w (eq. 5; 0 = the plain conditional model)", elem_id="guidance")
+                    t2v_sampling = sampling_inputs("t2v")
+                    go = gr.Button("Generate", variant="primary", elem_id="generate")
+                with gr.Column():
+                    t2v_video = gr.Video(label="sample", elem_id="t2v-video", **video_kw)
+                    t2v_note = gr.Markdown(elem_id="t2v-note")
+            if text:
+                gr.Examples([[f"digit {k} moving {m}"] for k, m in ((0, "right"), (3, "down"), (7, "left"),
+                                                                     (9, "up"))], inputs=[prompt])
+        with gr.Tab("Extend"):
+            gr.Markdown(f"Extends the last generated video autoregressively: every new block of {block} frames is "
+                        f"conditioned on the {block // 2} frames before it, by the gradient method (eq. 6) and by "
+                        "the replacement method, with the same noise. The prompt and guidance are the video's.")
+            with gr.Row():
+                frames = gr.Number(d.extend_frames, label=f"frames ({block + 1} to {d.max_frames})", precision=0,
+                                   minimum=block + 1, maximum=d.max_frames, elem_id="extend-frames")
+            ext_sampling = sampling_inputs("extend")
+            ext_go = gr.Button("Extend", variant="primary", elem_id="extend")
+            with gr.Row():
+                grad_video = gr.Video(label="gradient method (eq. 6)", elem_id="extend-gradient", **video_kw)
+                repl_video = gr.Video(label="replacement method", elem_id="extend-replacement", **video_kw)
+            ext_note = gr.Markdown()
+        if size > LOW_SIZE:
+            with gr.Tab("Super-resolution"):
+                gr.Markdown(f"The last generated video, downsampled to {LOW_SIZE}x{LOW_SIZE}, brought back to "
+                            f"{size}x{size} by the gradient method on the downsampled prediction (eq. 7), "
+                            "conditioned on the video's prompt (w = 0), beside bicubic upsampling. The steps and "
+                            "sampler start from the library's super-resolution defaults.")
+                sr_d = app.superres_defaults()
+                sr_sampling = sampling_inputs("superres", sr_d.steps, sr_d.sampler)
+                sr_go = gr.Button("Upsample", variant="primary", elem_id="superres")
+                sr_video = gr.Video(label="input | bicubic | eq. (7) | original", elem_id="superres-video",
+                                    **video_kw)
+                sr_note = gr.Markdown()
+            sr_go.click(_ui(superres), [state, *sr_sampling], [sr_video, sr_note])
+        go.click(_ui(generate), [prompt, w, *t2v_sampling], [t2v_video, state, t2v_note])
+        prompt.submit(_ui(generate), [prompt, w, *t2v_sampling], [t2v_video, state, t2v_note])
+        ext_go.click(_ui(extend), [state, frames, *ext_sampling], [grad_video, repl_video, ext_note])
+    page.queue(default_concurrency_limit=1)  # one sampling job at a time; the others wait in line, with progress
+    return page
+
+
+def launch(page, *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
+           block: bool = True, out_dir: str | Path | None = None):
+    """Serve ``page`` on ``host:port`` (localhost by default; ``share=True`` asks Gradio for a public link, off by
+    default), no analytics, no server-side rendering, system fonts only (nothing is fetched)."""
+    gr = require_gradio()
+
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    return page.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+                       inbrowser=False, ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False,
+                       theme=theme, css="video { image-rendering: pixelated; }",  # 32x32 frames stay sharp
+                       allowed_paths=[str(out_dir)] if out_dir is not None else None, quiet=not block)
+
+
+def make_app(model: str = "moving-mnist", *, device: str = "cpu", defaults: AppDefaults | None = None,
+             out_dir: str | Path | None = None):
+    """Load ``model`` (a shipped name or a run directory) and build its page: ``(page, VideoApp)``."""
+    from .pipeline import load_model
+
+    require_gradio()  # fail before loading anything
+    loaded = load_model(model, device=device)
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videodiff-app-"))
+    app = VideoApp(loaded, out, defaults, name=str(model))
+    return build_app(app), app
