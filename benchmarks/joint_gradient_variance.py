@@ -2,25 +2,29 @@
 
 The paper appends N independent image frames to each training video (temporal attention masked so that each image
 attends only to itself, ``data.image_frames``) and says this "reduces the variance of minibatch gradients"; Table 2
-reports the resulting sample quality for N = 0, 4, 8. This measures the mechanism. For each stage (``init``: the
-seeded fresh network; ``shipped``: the shipped model's EMA weights, the only ones it carries; ``--checkpoint``: a run's
-raw weights, which are what training differentiates) and each N, M minibatches of B clips (the same clips, times,
-noise and caption dropout of the video frames for every N; N images from other clips of the dataset appended) give
-M gradients G_m of the training loss exactly as ``videodiff.train.loop`` computes it (``draw_step_noise``,
-``_net_kwargs``, ``diffusion_loss``, divided by B; no clipping, no optimizer step), for two losses: ``joint`` (what
-training uses: each clip's mean over its F + N frames) and ``video`` (the same forward pass, the mean over the
-first F frames only; equal to the N = 0 loss, since GroupNorm, convolutions and spatial attention are per frame).
+reports the resulting sample quality for N = 0, 4, 8. This measures the mechanism, with the weights fixed, at stages:
+``init`` (the seeded fresh network: its zero-initialised output convolution passes no gradient upstream, so only that
+convolution's 145 weights have one, a degenerate stage), ``shipped`` (the shipped model's EMA weights, the only ones
+it carries) and ``--checkpoint`` (a run's raw weights, which are what training differentiates). For each N, M
+minibatches of B clips (for every N the same clips, and the same times, noise and caption dropout of the video
+frames; N frames of other clips of the dataset appended) give M gradients G_m of the training loss as
+``videodiff.train.loop`` computes it (``draw_step_noise``, ``_net_kwargs``, ``diffusion_loss``, summed over clips
+divided by B; before clipping), for ``joint`` (what training uses: each clip's mean over its F + N frames) and
+``video`` (the same forward pass, the mean over the first F frames: the N = 0 loss, since GroupNorm, convolutions and
+spatial attention act per frame). The shipped net's learned frame positions (16; not in the paper) get zero rows for
+the image frames.
 
-Estimator, all from the Gram matrix K = G G^T (M x M): tr(Sigma_B) = (tr K - 1'K1/M) / (M - 1), the unbiased
-trace of the covariance of one minibatch gradient; |G|^2 = 1'K1/M^2 - tr(Sigma_B)/M, unbiased for the squared norm
-of the true gradient; B_simple = B tr(Sigma_B) / |G|^2 (McCandlish et al. 2018, "An empirical model of large-batch
-training"), the per-clip noise scale (clips within a minibatch are i.i.d.). The joint loss weighs the video frames by
-F/(F+N), which scales tr(Sigma) and |G|^2 alike: B_simple is the scale-free comparison. 95% intervals: percentile
-bootstrap over minibatches (2000 resamples, the same resample for every N, so ratios to N = 0 are paired). B_simple
-is a ratio whose denominator may be poorly determined (|G|^2 small against tr(Sigma)/M); the bootstrap needs no
-linearisation there, where the delta method would be unreliable. An estimate |G|^2 <= 0 makes B_simple unbounded
-(null in results.json). Cost: seconds per gradient (median), peak RSS per gradient (VmHWM, reset before each one),
-and the bytes autograd saves for backward (activations, deduplicated by storage, parameters excluded).
+Estimator, from the Gram matrix K = G G^T (M x M): tr(Sigma_B) = (tr K - 1'K1/M) / (M - 1), the unbiased trace of
+the covariance of one minibatch gradient; |G|^2 = 1'K1/M^2 - tr(Sigma_B)/M, unbiased for the squared norm of the
+true gradient; B_simple = B tr(Sigma_B) / |G|^2 (McCandlish et al. 2018), the per-clip noise scale (the clips of a
+minibatch are i.i.d. with diffusion.low_discrepancy off, as shipped). The joint loss weighs the video frames
+F/(F+N), so tr(Sigma) and |G|^2 change scale with N; their ratio B_simple is invariant to rescaling the loss.
+95% intervals: percentile bootstrap over minibatches (2000 resamples; one resample shared by every N, so the ratios
+to N = 0 are paired; resamples where both B_simple are unbounded are left out of the ratio). B_simple is a ratio
+whose denominator may be poorly determined (|G|^2 small against tr(Sigma)/M), where a delta method's linearisation
+fails and the bootstrap needs none. |G|^2 <= 0 makes B_simple unbounded (inf; null in results.json): M B clips do
+not resolve it. Cost: seconds per gradient (median), peak RSS per gradient (VmHWM, reset before each one), and the
+bytes autograd saves for backward (activations, deduplicated by storage, parameters excluded).
 
     python benchmarks/joint_gradient_variance.py --stages init shipped --image-frames 0 4 8 --batches 32
 """
@@ -43,6 +47,7 @@ from videodiff.data import build_dataset, collate_clips
 from videodiff.losses import diffusion_loss
 from videodiff.pipeline import build_model, load_model, pick_device
 from videodiff.precision import autocast, prepare_network, resolve_precision
+from videodiff.text import build_text_cache
 from videodiff.train.loop import _net_kwargs
 from videodiff.train.randomness import draw_step_noise, seed_dropout
 
@@ -73,36 +78,30 @@ def bootstrap(grams: list[np.ndarray], batch_size: int, reps: int = 2000, seed: 
         row = {s: float(v) for s, v in noise_stats(g, batch_size).items()}
         for s in STATS:
             row[s + "_ci"] = [float(q) for q in np.percentile(d[s], [2.5, 97.5])]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.asarray(d[s]) / np.asarray(draws[0][s])
+            num, den = np.asarray(d[s]), np.asarray(draws[0][s])
+            with np.errstate(invalid="ignore"):  # inf / inf: nan, left out (as a degenerate resample's x / 0)
+                ratio = np.divide(num, den, out=np.full_like(num, np.nan), where=den != 0)
             row[s + "_ratio_ci"] = [float(q) for q in np.nanpercentile(ratio, [2.5, 97.5])]
         out.append(row)
     return out
 
 
-class Tap:
-    """Runs the network once and hands out frame ranges of its output, so that the loss restricted to some frames
-    is ``diffusion_loss`` itself on those frames, sharing one forward pass with the training loss."""
-
-    def __init__(self, net):
-        self.net, self.out = net, None
-
-    def __call__(self, z_t, logsnr, **kwargs):
-        self.out = self.net(z_t, logsnr, **kwargs)
-        return self.out
-
-    def frames(self, lo: int, hi: int | None = None):
-        return lambda z_t, logsnr, **kwargs: self.out[:, :, lo:hi]
-
-
 def frame_losses(net, x, logsnr, eps, video_frames: int, parameterization: str, **net_kwargs):
     """Per-clip ``(joint, video, images)`` losses: the training loss (``diffusion_loss`` over all frames) and its
-    restrictions to the first ``video_frames`` frames and to the rest (None when there are none), one forward pass."""
-    f, tap = video_frames, Tap(net)
+    restrictions to the first ``video_frames`` frames and to the rest (None when there are none). One forward pass:
+    the restrictions are ``diffusion_loss`` on those frames with a "network" that returns the output's frames."""
+    out = {}
+
+    def tap(z_t, logsnr, **kwargs):
+        out["all"] = net(z_t, logsnr, **kwargs)  # (B, C, F + N, H, W)
+        return out["all"]
+
+    def part(lo, hi):
+        return diffusion_loss(lambda *_, **__: out["all"][:, :, lo:hi], x[:, :, lo:hi], logsnr, eps[:, :, lo:hi],
+                              parameterization=parameterization)
+
     joint = diffusion_loss(tap, x, logsnr, eps, parameterization=parameterization, **net_kwargs)
-    part = lambda lo, hi: diffusion_loss(tap.frames(lo, hi), x[:, :, lo:hi], logsnr, eps[:, :, lo:hi],  # noqa: E731
-                                         parameterization=parameterization)
-    return joint, part(0, f), part(f, None) if x.shape[2] > f else None
+    return joint, part(0, video_frames), part(video_frames, None) if x.shape[2] > video_frames else None
 
 
 def widen_frame_positions(net: torch.nn.Module, frames: int) -> None:
@@ -112,9 +111,8 @@ def widen_frame_positions(net: torch.nn.Module, frames: int) -> None:
     if unet.frame_pos is None or unet.cfg.frame_positions >= frames:
         return
     old = unet.frame_pos.weight.detach()
-    unet.frame_pos = torch.nn.Embedding(frames, old.shape[1]).to(old)
-    with torch.no_grad():
-        unet.frame_pos.weight.zero_()[: len(old)] = old
+    new = torch.cat([old, old.new_zeros(frames - len(old), old.shape[1])])  # (F + N, emb_dim)
+    unet.frame_pos = torch.nn.Embedding.from_pretrained(new, freeze=False)
     unet.cfg = dataclasses.replace(unet.cfg, frame_positions=frames)
 
 
@@ -134,20 +132,16 @@ def stage_network(stage: str, a, device) -> tuple[torch.nn.Module, ExperimentCon
     return net.to(device).train(), cfg
 
 
-class SavedBytes:
-    """Bytes of the tensors autograd saves for backward (by storage; parameters excluded)."""
+def saved_bytes_hooks(params, seen: dict):
+    """Record in ``seen`` the bytes of each storage autograd saves for backward (parameters excluded)."""
+    skip = {p.untyped_storage().data_ptr() for p in params}
 
-    def __init__(self, params):
-        self.skip, self.seen = {p.untyped_storage().data_ptr() for p in params}, {}
-
-    def pack(self, t):
+    def pack(t):
         s = t.untyped_storage()
-        if s.data_ptr() not in self.skip:
-            self.seen[s.data_ptr()] = s.nbytes()
+        if s.data_ptr() not in skip:
+            seen[s.data_ptr()] = s.nbytes()
         return t
-
-    def hooks(self):
-        return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
+    return torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
 
 
 def measure(net, cfg: ExperimentConfig, k: int, a, device, dtype, text_cache) -> dict:
@@ -175,51 +169,47 @@ def measure(net, cfg: ExperimentConfig, k: int, a, device, dtype, text_cache) ->
         if keep is not None and k:
             keep = torch.cat([video.keep[:, None].expand(b, f), keep[:, f:]], 1)  # (B, F + k)
         kwargs = _net_kwargs(batch, cfg, text_cache, keep, device)
-        sb = SavedBytes(params)
+        seen = {}
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             seed_dropout(a.seed, m, 0)  # network dropout, as the loop seeds it
             _reset_peak(device)
             t0 = time.perf_counter()
-            with autocast(device, dtype), sb.hooks():
+            with autocast(device, dtype), saved_bytes_hooks(params, seen):
                 joint, vid, _ = frame_losses(net, x, cfg.diffusion.schedule(noise.t), eps, f,
                                              cfg.diffusion.parameterization, **kwargs)
             g = torch.autograd.grad(joint.sum() / b, params, retain_graph=True)
             sync(device)
             secs.append(time.perf_counter() - t0)
             peaks.append(_peak_mem_bytes(device))
-        saved.append(sum(sb.seen.values()))
-        grads["joint"].append(torch.cat([t.flatten() for t in g]).double().cpu())
-        g = torch.autograd.grad(vid.sum() / b, params)
-        grads["video"].append(torch.cat([t.flatten() for t in g]).double().cpu())
+        saved.append(sum(seen.values()))
+        for name, g in (("joint", g), ("video", torch.autograd.grad(vid.sum() / b, params))):
+            grads[name].append(torch.cat([t.flatten() for t in g]).double().cpu())
     gram = {name: (torch.stack(v) @ torch.stack(v).T).numpy() for name, v in grads.items()}
     return {"gram": gram, "seconds_per_gradient": float(np.median(secs)), "peak_rss_mb": max(peaks) / 2**20,
             "saved_for_backward_mb": max(saved) / 2**20}
 
 
 def _ci(r: dict, s: str, fmt: str = ".3g", suffix: str = "_ci") -> str:
-    v = r[s + suffix]
-    hi = f"{v[1]:{fmt}}" if np.isfinite(v[1]) else "inf"
-    return f"[{v[0]:{fmt}}, {hi}]"
+    return "[" + ", ".join(f"{v:{fmt}}" if np.isfinite(v) else "inf" for v in r[s + suffix]) + "]"
 
 
 def report(results: list[dict], out_dir: Path) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     lines = ["| stage | N | loss | tr(Sigma_B) [95%] | abs(G)^2 [95%] | B_simple [95%] | B_simple / N=0 [95%] "
              "| s/grad | peak RSS MB | saved MB |", "|---" * 10 + "|"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for i, r in enumerate(results):
-        for loss, style in (("joint", "-"), ("video", "--")):
+        for j, (loss, style) in enumerate((("joint", "-"), ("video", "--"))):
             rows = [row[loss] for row in r["rows"]]
             ks = [row["image_frames"] for row in r["rows"]]
             for ax, s in zip(axes, ("trace_cov", "b_simple")):
                 y = np.array([row[s] for row in rows])
-                lo, hi = np.array([row[s + "_ci"] for row in rows]).T
-                hi = np.where(np.isfinite(hi), hi, np.nan)
-                ax.errorbar(np.array(ks) + 0.15 * i, y, yerr=[y - lo, np.nan_to_num(hi - y)], ls=style, marker="o",
-                            color=f"C{i}", capsize=3, label=f"{r['stage']} ({loss})")
+                y[~np.isfinite(y)] = np.nan  # unbounded: not drawn
+                err = np.abs(np.array([row[s + "_ci"] for row in rows]).T - y)
+                err[~np.isfinite(err)] = 0
+                ax.errorbar(np.array(ks) + 0.1 * i + 0.05 * j, y, yerr=err, ls=style, marker="o", color=f"C{i}",
+                            capsize=3, label=f"{r['stage']} ({loss})")
             for row, st in zip(r["rows"], rows):
                 lines.append(f"| {r['stage']} | {row['image_frames']} | {loss} | {st['trace_cov']:.3g} "
                              f"{_ci(st, 'trace_cov')} | {st['grad_sq']:.3g} {_ci(st, 'grad_sq')} | "
@@ -236,7 +226,7 @@ def report(results: list[dict], out_dir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stages", nargs="+", default=["init", "shipped"], choices=["init", "shipped"])
+    p.add_argument("--stages", nargs="*", default=["init", "shipped"], choices=["init", "shipped"])
     p.add_argument("--checkpoint", action="append", default=[], help="run dir or checkpoint (raw weights); repeatable")
     p.add_argument("--image-frames", nargs="+", type=int, default=[0, 4, 8])
     p.add_argument("--batches", type=int, default=32, help="M minibatches")
@@ -259,10 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     for stage in a.stages + a.checkpoint:
         net, cfg = stage_network(stage, a, device)
         prepare_network(net, dtype)
-        text_cache = None
-        if cfg.text.enabled:
-            from videodiff.text import build_text_cache
-            text_cache = build_text_cache(cfg.text, device=device)
+        text_cache = build_text_cache(cfg.text, device=device) if cfg.text.enabled else None
         rows = [dict(image_frames=k, **measure(net, cfg, k, a, device, dtype, text_cache)) for k in a.image_frames]
         for loss in ("joint", "video"):
             for row, st in zip(rows, bootstrap([row["gram"][loss] for row in rows], a.batch_size, seed=a.seed)):
