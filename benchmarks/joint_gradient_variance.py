@@ -183,8 +183,8 @@ def measure(net, cfg: ExperimentConfig, k: int, a, device, dtype, text_cache) ->
             peaks.append(_peak_mem_bytes(device))
         saved.append(sum(seen.values()))
         for name, g in (("joint", g), ("video", torch.autograd.grad(vid.sum() / b, params))):
-            grads[name].append(torch.cat([t.flatten() for t in g]).double().cpu())
-    gram = {name: (torch.stack(v) @ torch.stack(v).T).numpy() for name, v in grads.items()}
+            grads[name].append(torch.cat([t.flatten() for t in g]).float().cpu())
+    gram = {name: (lambda v: (v @ v.T).numpy())(torch.stack(v).double()) for name, v in grads.items()}
     return {"gram": gram, "seconds_per_gradient": float(np.median(secs)), "peak_rss_mb": max(peaks) / 2**20,
             "saved_for_backward_mb": max(saved) / 2**20}
 
