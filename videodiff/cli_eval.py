@@ -45,12 +45,36 @@ def _parse_metrics(text: str) -> list[str]:
     return names
 
 
+_STREAM_FLAGS = {"resize": None, "clip_sampling": "first", "clips_per_video": None, "frameskip": 1,
+                 "short_videos": "skip", "chunk": 32}
+
+
+def _clip_spec(args, metrics):
+    """The clip spec of a streamed evaluation, or None for sets loaded whole (--no-stream, paired metrics,
+    --checkpoint); flags that only streaming honours are refused there rather than ignored."""
+    from .clip_source import ClipSpec
+    from .metrics.paired import PAIRED_METRICS
+
+    given = [f"--{k.replace('_', '-')}" for k, d in _STREAM_FLAGS.items() if getattr(args, k) != d]
+    why = ("--no-stream" if args.no_stream else "--checkpoint" if args.checkpoint is not None else
+           "paired metrics (psnr, ssim)" if set(metrics) & set(PAIRED_METRICS) else None)
+    if why is not None:
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to streamed evaluation of --real/--fake, which {why} "
+                             f"turns off (sets are loaded whole there)")
+        return None
+    return ClipSpec(frames=args.frames, frameskip=args.frameskip, resize=args.resize, sampling=args.clip_sampling,
+                    clips_per_video=args.clips_per_video, num=args.num, seed=args.seed,
+                    short_videos=args.short_videos, chunk=args.chunk)
+
+
 def _cmd_eval(args) -> int:
     from .evaluate import evaluate_checkpoint, evaluate_paths, format_results, write_results
 
     metrics = _parse_metrics(args.metrics)
     # Everything that can be checked is checked before videos are read or sampled
-    check_counts(args, frames=1, num=1, batch_size=1, steps=1, grid_rows=1, grid_cols=1)
+    check_counts(args, frames=1, num=1, batch_size=1, steps=1, grid_rows=1, grid_cols=1, resize=1, clips_per_video=1,
+                 frameskip=1, chunk=1)
     check_output_path(args.json, "--json")
     check_output_path(args.save_samples, "--save-samples")
     for flag, path in (("--real", args.real), ("--fake", args.fake), ("--checkpoint", args.checkpoint)):
@@ -65,6 +89,7 @@ def _cmd_eval(args) -> int:
                   classifier=args.classifier, fvd_repeat_frames=args.fvd_repeat_frames, batch_size=args.batch_size,
                   cache_dir=args.cache_dir, device=args.device, progress=not args.no_progress)
     grid = dict(grid_rows=args.grid_rows, grid_cols=args.grid_cols)
+    spec = _clip_spec(args, metrics)
     t0 = time.perf_counter()
     if args.checkpoint is not None:
         if args.fake is not None:
@@ -75,7 +100,7 @@ def _cmd_eval(args) -> int:
     else:
         if args.real is None or args.fake is None:
             raise ValueError("give --real PATH and --fake PATH (or --checkpoint CKPT to sample the fake set)")
-        results = evaluate_paths(args.real, args.fake, **grid, **common)
+        results = evaluate_paths(args.real, args.fake, clip_spec=spec, **grid, **common)
     results["command"] = _command(args)
     results["wall_time_s"] = round(time.perf_counter() - t0, 1)
     print(format_results(results))
@@ -103,7 +128,26 @@ def add_subcommands(sub) -> None:
     p.add_argument("--checkpoint", type=Path, help="sample the fake set from this run directory or checkpoint")
     p.add_argument("--metrics", default="fvd,cfvd", help=f"comma-separated, from {','.join(METRICS)} (default fvd,cfvd)")
     p.add_argument("--frames", type=int, default=None, help="use the first N frames of every video (default: all)")
-    p.add_argument("--num", type=int, default=2048, help="videos per set (default 2048; fewer if fewer exist)")
+    p.add_argument("--num", "--num-clips", dest="num", type=int, default=2048,
+                   help="clips (videos) per set (default 2048; fewer if fewer exist)")
+    g = p.add_argument_group("streamed evaluation", "A folder of video files is decoded clip by clip: only the "
+                             "frames a clip needs, resized on decode, at most --chunk clips in memory, only "
+                             "features kept. All of it is recorded in the results' protocol.")
+    g.add_argument("--resize", type=int, default=None, metavar="S",
+                   help="resize the short side of every frame to S and center-crop SxS (default: native size, "
+                        "which needs one resolution per set; required for folders of mixed sizes)")
+    g.add_argument("--clip-sampling", choices=["first", "random", "strided"], default="first",
+                   help="clip starts in each file: first (0, then consecutive clips), random (uniform, --seed), "
+                        "strided (evenly spaced over the file) (default first)")
+    g.add_argument("--clips-per-video", type=int, default=None, metavar="K",
+                   help="clips per file (default 1; with strided: as many as fit without overlapping)")
+    g.add_argument("--frameskip", type=int, default=1, help="take every K-th frame of the source (default 1)")
+    g.add_argument("--short-videos", choices=["skip", "error"], default="skip",
+                   help="files shorter than a clip: skip them and record them (default), or stop with an error")
+    g.add_argument("--chunk", type=int, default=32, help="clips decoded and held at once (default 32)")
+    g.add_argument("--no-stream", action="store_true",
+                   help="load whole sets into memory first (the behaviour before streaming; paired metrics and "
+                        "--checkpoint always do)")
     p.add_argument("--inception", type=Path, default=None,
                    help="InceptionV3 weights (pt_inception-2015-12-05 .pth); needed by fid and is")
     p.add_argument("--classifier", default=None,
@@ -117,7 +161,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="with --checkpoint: sampling steps (default: the run's)")
     p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp2m"], default=None,
                    help="with --checkpoint")
-    p.add_argument("--seed", type=int, default=0, help="with --checkpoint: sampling seed")
+    p.add_argument("--seed", type=int, default=0, help="with --checkpoint: sampling seed; with --clip-sampling "
+                   "random: the clip starts' seed")
     p.add_argument("--save-samples", type=Path, default=None, help="with --checkpoint: save the samples (.pt)")
     add_precision_args(p)
     p.add_argument("--batch-size", type=int, default=16)

@@ -55,7 +55,9 @@ def _fvd(real, fake, repeat: bool, batch_size, cache_dir, device, progress) -> d
     model = load_i3d().to(device)
     res = fvd(real, fake, model, batch_size=batch_size, cache_dir=None if cache_dir is None else str(cache_dir),
               progress=progress)
-    protocol = {**res.protocol, "frames_repeated": k}
+    from .metrics.fvd import reference_check
+
+    protocol = {**res.protocol, "frames_repeated": k, "i3d_reference": reference_check(model, batch_size)}
     if k > 1:
         protocol["note"] = f"every frame repeated {k} times to reach I3D's {MIN_FRAMES}: not comparable with published FVD"
     return {"value": res.value, "protocol": protocol}
@@ -155,17 +157,28 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, metrics=("fvd", "cfvd"),
 
 
 def _header(real: VideoSet, fake: VideoSet) -> dict:
+    return _header_from(real.describe(), fake.describe())
+
+
+def _header_from(real: dict, fake: dict) -> dict:
     from . import __version__
 
-    return {"real": real.describe(), "fake": fake.describe(), "videodiff_version": __version__,
+    return {"real": real, "fake": fake, "videodiff_version": __version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None, grid_rows=None, grid_cols=None,
-                   progress: bool = False, **kw) -> dict:
+                   progress: bool = False, clip_spec=None, **kw) -> dict:
     """Load two sets (:func:`load_video_set`) and :func:`compute_metrics`; returns the sets' descriptions and
-    ``"metrics"``."""
+    ``"metrics"``. With ``clip_spec`` (a :class:`videodiff.clip_source.ClipSpec`; its ``frames`` and ``num``
+    win) the sets are streamed instead (:func:`videodiff.eval_stream.evaluate_paths_streamed`): folders of videos
+    are decoded clip by clip and only features are kept."""
     metrics = _check_metrics(metrics)
+    if clip_spec is not None:
+        from .eval_stream import evaluate_paths_streamed
+
+        return evaluate_paths_streamed(real, fake, metrics, spec=clip_spec, grid_rows=grid_rows,
+                                       grid_cols=grid_cols, progress=progress, **kw)
     opts = dict(frames=frames, num=num, grid_rows=grid_rows, grid_cols=grid_cols, progress=progress)
     r = load_video_set(real, what="--real", **opts)
     f = load_video_set(fake, what="--fake", **opts)
@@ -223,9 +236,23 @@ def format_results(results: dict) -> str:
              f"x{results['real']['resolution'][1]} from {results['real']['source']}",
              f"fake: {results['fake']['num']} x {results['fake']['frames']}x{results['fake']['resolution'][0]}"
              f"x{results['fake']['resolution'][1]} from {results['fake']['source']}"]
+    p = results.get("protocol")
+    if p:
+        resize = f"resize {p['resize']['size']} (short side, center crop)" if p["resize"] else "native size"
+        skipped = "; ".join(f"{len(p[k]['files_skipped'])} {k} file(s) skipped as too short"
+                            for k in ("real", "fake") if p[k].get("files_skipped"))
+        lines.append(f"clips: {p['clips']['real']} real, {p['clips']['fake']} fake; {p['sampling']} sampling"
+                     + (f" (seed {p['seed']})" if p["seed"] is not None else "") + f", {resize}"
+                     + (f", frameskip {p['frameskip']}" if p["frameskip"] > 1 else "") + (f"; {skipped}" if skipped else ""))
     for name, r in results["metrics"].items():
         if "value" in r:
             note = f"  ({r['protocol']['note']})" if r["protocol"].get("note") else ""
+            ref = r["protocol"].get("i3d_reference")
+            if ref is not None:
+                check = ("not the TF-Hub I3D weights" if not ref["tfhub_weights"] else
+                         f"TF-Hub I3D weights, reference FVD {ref['value']:.2f} vs {ref['expected']:.2f} "
+                         + ("ok" if ref["ok"] else "MISMATCH"))
+                note += (f"  [{r['protocol']['num_real']} real / {r['protocol']['num_fake']} fake clips; {check}]")
             if "ci_half_width" in r:
                 note = f" ± {r['ci_half_width']:.3f} ({r['ci_level']:.0%} interval, {r['pairs']} pairs)" + note
             lines.append(f"  {name:10s} {r['value']:.3f}{note}")

