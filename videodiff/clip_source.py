@@ -197,9 +197,9 @@ class FolderClips:
 
     def chunks(self) -> Iterator[np.ndarray]:
         """uint8 ``(n <= chunk, F, H, W, 3)`` arrays; a chunk is filled in place, so at most ``chunk`` decoded
-        clips exist besides the chunk the consumer holds and the one full-resolution clip being resized."""
-        bar = _progress(len(self.plan), f"clips {self.what}", self.progress)
-        buf, n = None, 0
+        clips exist besides the chunk the consumer holds and the one full-resolution clip being resized. The
+        progress bar starts after the first chunk (which is decoded before the networks load)."""
+        bar, buf, n = None, None, 0
         try:
             for clip in self._clips():
                 if self.shape is None:
@@ -218,6 +218,10 @@ class FolderClips:
                     out, buf, n = buf, None, 0
                     yield out
                     del out
+                    if bar is None:
+                        bar = _progress(len(self.plan), f"clips {self.what}", self.progress)
+                        if bar is not None:
+                            bar.update(self.count)
                 if self.spec.num is not None and self.count >= self.spec.num:
                     break
             if n:
@@ -261,17 +265,23 @@ class ArrayClips:
         return len(self.videos)
 
     def chunks(self) -> Iterator[np.ndarray]:
-        bar = _progress(len(self.videos), f"clips {self.what}", self.progress)
-        for s in range(0, len(self.videos), self.spec.chunk):
-            c = self.videos[s:s + self.spec.chunk]
-            if self.spec.resize is not None:
-                c = np.stack([resize_clip(v, self.spec.resize) for v in c])
-            self.count += len(c)
+        bar = None
+        try:
+            for s in range(0, len(self.videos), self.spec.chunk):
+                c = self.videos[s:s + self.spec.chunk]
+                if self.spec.resize is not None:
+                    c = np.stack([resize_clip(v, self.spec.resize) for v in c])
+                self.count += len(c)
+                if bar is not None:
+                    bar.update(len(c))
+                yield c
+                if bar is None and s == 0:  # as FolderClips: from the second chunk on
+                    bar = _progress(len(self.videos), f"clips {self.what}", self.progress)
+                    if bar is not None:
+                        bar.update(self.count)
+        finally:
             if bar is not None:
-                bar.update(len(c))
-            yield c
-        if bar is not None:
-            bar.close()
+                bar.close()
 
     def describe(self) -> dict:
         f, h, w = self.shape

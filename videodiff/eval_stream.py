@@ -43,9 +43,11 @@ def open_clips(path, spec: ClipSpec, *, what: str = "path", grid_rows=None, grid
     return ArrayClips(vs, spec, what=what, progress=progress)
 
 
-def _peek(src):
-    """(chunks iterator, (F, H, W)): the first chunk is decoded now so that shapes are known before networks load."""
+def _peek(src, gens: list):
+    """(chunks iterator, (F, H, W)): the first chunk is decoded now so that shapes are known before networks load.
+    The generator is appended to ``gens`` so that the caller closes it (and its progress bar) on errors."""
     it = src.chunks()
+    gens.append(it)
     first = next(it, None)
     if first is None:
         raise ValueError(f"{src.what}: no clips")
@@ -55,6 +57,11 @@ def _peek(src):
 def _stub(n: int, shape) -> torch.Tensor:
     """A zero-stride uint8 tensor of shape (n, F, H, W, 3): what the protocol-record helpers read (shape, len)."""
     return torch.zeros((), dtype=torch.uint8).expand(n, *shape, 3)
+
+
+def _need_inception(metrics) -> str:
+    return (f"{' and '.join(m for m in metrics if m in ('fid', 'is'))} need InceptionV3 weights: pass --inception "
+            f"PATH (pytorch-fid's pt_inception-2015-12-05 .pth; no package ships them)")
 
 
 def _extractors(metrics, shapes, *, inception, classifier, fvd_repeat_frames, batch_size, cache_dir, device):
@@ -101,9 +108,7 @@ def _extractors(metrics, shapes, *, inception, classifier, fvd_repeat_frames, ba
         from .metrics.inception import load_inception
 
         if inception is None:
-            raise ValueError(f"{' and '.join(m for m in metrics if m in ('fid', 'is'))} need InceptionV3 weights: "
-                             f"pass --inception PATH (pytorch-fid's pt_inception-2015-12-05 .pth; no package ships "
-                             f"them)")
+            raise ValueError(_need_inception(metrics))
         if not Path(inception).is_file():
             raise FileNotFoundError(f"--inception {inception}: no such file")
         model = load_inception(str(inception)).to(device).eval()
@@ -141,15 +146,22 @@ def compute_metrics_streamed(real, fake, metrics=("fvd", "cfvd"), *, inception=N
     if paired:
         raise ValueError(f"{', '.join(paired)} pair whole sets; they are computed with --no-stream")
     dev = pick_device(device)
-    real_chunks, shape_r = _peek(real)
-    fake_chunks, shape_f = _peek(fake)
     for label, src in (("real", real), ("fake", fake)):
         if len(src) < 2:
             raise ValueError(f"{label} set has {len(src)} clip(s); Fréchet distances need at least 2 per set")
-    ex = _extractors(metrics, (shape_r, shape_f), inception=inception, classifier=classifier,
-                     fvd_repeat_frames=fvd_repeat_frames, batch_size=batch_size, cache_dir=cache_dir, device=dev)
-    fr = _features(real_chunks, ex)
-    ff = _features(fake_chunks, ex)
+    if ("fid" in metrics or "is" in metrics) and inception is None:
+        raise ValueError(_need_inception(metrics))  # before anything is decoded
+    gens: list = []
+    try:
+        real_chunks, shape_r = _peek(real, gens)
+        fake_chunks, shape_f = _peek(fake, gens)
+        ex = _extractors(metrics, (shape_r, shape_f), inception=inception, classifier=classifier,
+                         fvd_repeat_frames=fvd_repeat_frames, batch_size=batch_size, cache_dir=cache_dir, device=dev)
+        fr = _features(real_chunks, ex)
+        ff = _features(fake_chunks, ex)
+    finally:
+        for g in gens:
+            g.close()  # closes the progress bars before an error message is printed
     r, f = _stub(real.count, shape_r), _stub(fake.count, shape_f)
     results: dict = {}
     if "classifier" in ex:
