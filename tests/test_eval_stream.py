@@ -59,6 +59,8 @@ def test_sampling_modes_decode_the_planned_frames(tmp_path):
     assert [row.tolist() for row in got] == [list(range(s, s + 4)) for _, s in _starts(src)]
     src, got = clips(sampling="strided")  # default: all non-overlapping clips, 30 // 4 and 20 // 4
     assert len(src) == 7 + 5
+    src, got = clips(sampling="strided", clips_per_video=3, num=4)  # a cut takes files round robin
+    assert _starts(src) == [("a.gif", 0), ("a.gif", 13), ("b.gif", 0), ("b.gif", 8)]
     r1, g1 = clips(sampling="random", seed=5, clips_per_video=2, num=3)
     r2, g2 = clips(sampling="random", seed=5, clips_per_video=2, num=3)
     r3, _ = clips(sampling="random", seed=6, clips_per_video=2, num=3)

@@ -151,11 +151,15 @@ class FolderClips:
                                                              spec.clips_per_video, rng)]
         self.planned = len(plan)
         if spec.num is not None and len(plan) > spec.num:
-            if spec.sampling == "random":  # a random subset of all candidate clips, decoded in file order
-                keep = np.sort(rng.choice(len(plan), size=spec.num, replace=False))
-                plan = [plan[i] for i in keep]
-            else:
-                plan = plan[:spec.num]
+            if spec.sampling == "random":  # a random subset of all candidate clips
+                keep = rng.choice(len(plan), size=spec.num, replace=False)
+            else:  # round robin: every file's 1st clip, then every file's 2nd clip, ... (files in name order)
+                seen, order = Counter(), []
+                for i, (p, _) in enumerate(plan):
+                    order.append((seen[p], i))  # (rank of the clip within its file, position)
+                    seen[p] += 1
+                keep = [i for _, i in sorted(order)][:spec.num]
+            plan = [plan[i] for i in sorted(keep)]  # decoded in file order
         if not plan:
             raise ValueError(f"{what} {self.root}: no video has the {self.span} frames a clip needs "
                              f"(--frames {frames}, --frameskip {spec.frameskip}); lower --frames")
