@@ -119,7 +119,8 @@ def main() -> None:
     cfvd = ["--metrics", "cfvd", "--classifier", "moving-mnist-64", "--no-progress"]
     runs = {
         "uniform 128x128, whole sets (--no-stream)":
-            ["eval", "--real", w / "uniform/real", "--fake", w / "uniform/fake", "--frames", "16", "--no-stream", *cfvd],
+            ["eval", "--real", w / "uniform/real", "--fake", w / "uniform/fake", "--frames", "16", "--no-stream",
+             *cfvd],
         "uniform 128x128, streamed (native size)":
             ["eval", "--real", w / "uniform/real", "--fake", w / "uniform/fake", "--frames", "16", *cfvd],
         "uniform real vs mixed fake, whole sets (--no-stream)":

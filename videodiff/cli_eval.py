@@ -141,10 +141,11 @@ def add_subcommands(sub) -> None:
                         "strided (evenly spaced over the file) (default first)")
     g.add_argument("--clips-per-video", type=int, default=None, metavar="K",
                    help="clips per file (default 1; with strided: as many as fit without overlapping)")
-    g.add_argument("--frameskip", type=int, default=1, help="take every K-th frame of the source (default 1)")
+    g.add_argument("--frameskip", type=int, default=1, metavar="K",
+                   help="take every K-th frame of the source (default 1)")
     g.add_argument("--short-videos", choices=["skip", "error"], default="skip",
                    help="files shorter than a clip: skip them and record them (default), or stop with an error")
-    g.add_argument("--chunk", type=int, default=32, help="clips decoded and held at once (default 32)")
+    g.add_argument("--chunk", type=int, default=32, metavar="N", help="clips decoded and held at once (default 32)")
     g.add_argument("--no-stream", action="store_true",
                    help="load whole sets into memory first (the behaviour before streaming; paired metrics and "
                         "--checkpoint always do)")

@@ -238,7 +238,8 @@ class FolderClips:
         f, h, w = self.shape or (self.frames, self.spec.resize or 0, self.spec.resize or 0)
         spec = self.spec
         return {"source": str(self.root), "num": int(self.count), "frames": int(f), "resolution": [int(h), int(w)],
-                "kind": "folder of videos (streamed)" + (f", {self.grid_files} grid file(s)" if self.grid_files else ""),
+                "kind": "folder of videos (streamed)"
+                        + (f", {self.grid_files} grid file(s)" if self.grid_files else ""),
                 "files_seen": len(self.files), "files_used": len({p for p, _ in self.plan}),
                 "files_skipped": self.skipped, "clips": int(self.count), "clips_candidates": self.planned,
                 "clips_requested": spec.num, "frames_per_clip": int(self.frames), "frameskip": spec.frameskip,

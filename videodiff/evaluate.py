@@ -243,7 +243,8 @@ def format_results(results: dict) -> str:
                             for k in ("real", "fake") if p[k].get("files_skipped"))
         lines.append(f"clips: {p['clips']['real']} real, {p['clips']['fake']} fake; {p['sampling']} sampling"
                      + (f" (seed {p['seed']})" if p["seed"] is not None else "") + f", {resize}"
-                     + (f", frameskip {p['frameskip']}" if p["frameskip"] > 1 else "") + (f"; {skipped}" if skipped else ""))
+                     + (f", frameskip {p['frameskip']}" if p["frameskip"] > 1 else "")
+                     + (f"; {skipped}" if skipped else ""))
     for name, r in results["metrics"].items():
         if "value" in r:
             note = f"  ({r['protocol']['note']})" if r["protocol"].get("note") else ""
