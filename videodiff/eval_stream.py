@@ -9,7 +9,6 @@ and crop, sampling, seed, clip counts, files seen and skipped), and FVD carries 
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -66,19 +65,12 @@ def _need_inception(metrics) -> str:
 
 def _extractors(metrics, shapes, *, inception, classifier, fvd_repeat_frames, batch_size, cache_dir, device):
     """{family: (model, fn(chunk) -> {name: features})} for the metric families asked for."""
-    from .metrics.i3d import MIN_FRAMES
+    from .metrics.i3d import repeat_factor
 
     out = {}
     t = min(s[0] for s in shapes)
     if "fvd" in metrics:
-        k = 1
-        if t < MIN_FRAMES:
-            if not fvd_repeat_frames:
-                raise ValueError(f"fvd needs at least {MIN_FRAMES} frames per video (I3D's temporal strides), the "
-                                 f"clips have {t}; pass --fvd-repeat-frames to repeat each frame "
-                                 f"{math.ceil(MIN_FRAMES / t)} times (not comparable with published FVD), or use "
-                                 f"--metrics cfvd")
-            k = math.ceil(MIN_FRAMES / t)
+        k = repeat_factor(t, fvd_repeat_frames, "clips")
         from .metrics import i3d
         from .metrics.fvd import cached_i3d_features
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +39,10 @@ def _check_metrics(metrics) -> list[str]:
 
 def _fvd(real, fake, repeat: bool, batch_size, cache_dir, device, progress) -> dict:
     from .metrics.fvd import fvd
-    from .metrics.i3d import MIN_FRAMES, load_i3d
+    from .metrics.i3d import MIN_FRAMES, load_i3d, repeat_factor
 
-    t = min(real.shape[1], fake.shape[1])
-    k = 1
-    if t < MIN_FRAMES:
-        if not repeat:
-            raise ValueError(f"fvd needs at least {MIN_FRAMES} frames per video (I3D's temporal strides), the "
-                             f"videos have {t}; pass --fvd-repeat-frames to repeat each frame "
-                             f"{math.ceil(MIN_FRAMES / t)} times (not comparable with published FVD), or use "
-                             f"--metrics cfvd")
-        k = math.ceil(MIN_FRAMES / t)
+    k = repeat_factor(min(real.shape[1], fake.shape[1]), repeat)
+    if k > 1:
         real, fake = np.repeat(real, k, axis=1), np.repeat(fake, k, axis=1)
     model = load_i3d().to(device)
     res = fvd(real, fake, model, batch_size=batch_size, cache_dir=None if cache_dir is None else str(cache_dir),

@@ -303,3 +303,16 @@ def load_pytorch_i3d_state_dict(model: InceptionI3d, sd: dict) -> None:
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise KeyError(f"not a pytorch-i3d state dict: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def repeat_factor(frames: int, allow_repeat: bool, what: str = "videos") -> int:
+    """How many times to repeat each frame so that ``frames`` reach :data:`MIN_FRAMES` (1 when they already do);
+    raises, naming ``--fvd-repeat-frames``, when that is needed but not allowed."""
+    if frames >= MIN_FRAMES:
+        return 1
+    k = math.ceil(MIN_FRAMES / frames)
+    if not allow_repeat:
+        raise ValueError(f"fvd needs at least {MIN_FRAMES} frames per video (I3D's temporal strides), the {what} have "
+                         f"{frames}; pass --fvd-repeat-frames to repeat each frame {k} times (not comparable with "
+                         f"published FVD), or use --metrics cfvd")
+    return k
