@@ -288,3 +288,21 @@ def test_cli_runs_end_to_end(tmp_path, tiny_checkpoint):
     assert main(["cascade", "--low", ckpt, "--high", ckpt, "--num", "1", "--factor", "2", "--low-steps", "2",
                  "--steps", "2", "--out", str(tmp_path / "k.gif")]) == 0
     assert read_video(tmp_path / "k.gif").shape[0] == 7
+
+
+def test_task_options_fill_from_the_model_and_give_each_sampler_its_own_options():
+    from videodiff.conditional import task_options
+    from videodiff.config import SampleConfig
+
+    sc = SampleConfig(sampler="ddim", steps=32, gamma=0.3, eta=0.0, clip_x=True)
+    ext = task_options("extend", sc)  # no task-specific values: the model's sampling settings
+    assert (ext["sampler"], ext["steps"], ext["eta"], ext["guidance_clip"]) == ("ddim", 32, 0.0, (-1.0, 1.0))
+    assert "gamma" not in ext and "down_mode" not in ext
+    up = task_options("upsample", sc)
+    assert up["sampler"] == "ancestral" and "eta" not in up and up["down_mode"] == "area" and up["w_r_low"] is None
+    over = task_options("upsample", sc, sampler="dpmpp2m", steps=7, down="bilinear", clamp=False, w_r_low=1.0)
+    assert (over["steps"], over["down_mode"], over["w_r_low"], over["guidance_clip"]) == (7, "bilinear", 1.0, None)
+    assert "gamma" not in over and "eta" not in over  # DPM-Solver++ takes neither
+    assert task_options("extend", SampleConfig(clip_x=False))["guidance_clip"] is None  # nothing to clamp to
+    with pytest.raises(ValueError, match="unknown task"):
+        task_options("inpaint", sc)

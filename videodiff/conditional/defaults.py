@@ -36,7 +36,7 @@ class TaskDefaults:
 
 TASK_DEFAULTS: dict[str, TaskDefaults] = {
     "extend": TaskDefaults(),
-    "interpolate": TaskDefaults(sampler="ancestral", steps=50),
+    "interpolate": TaskDefaults(sampler="ancestral", steps=50, gamma=0.0),
     "upsample": TaskDefaults(sampler="ancestral", steps=50, down="area"),
     "cascade": TaskDefaults(sampler="ancestral", steps=50, down="area"),
 }
