@@ -38,7 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videodiff.conditional import Downsample, frame_strip, interpolate, task_options, upsample, upsample_nearest
+from videodiff.conditional import (Downsample, frame_strip, interpolate, linear_blend, task_options, upsample,
+                                   upsample_nearest)
 from videodiff.data import build_dataset
 from videodiff.metrics.classifier import classifier_outputs, digit_sets, load_classifier
 from videodiff.metrics.frechet import frechet_distance_from_features
@@ -165,10 +166,7 @@ def main() -> None:
                                generator=torch.Generator().manual_seed(a.seed), progress=False, **opts)
 
         sampled = {"gradient (defaults)": {}, "replacement": {"method": "replacement"}}
-        w = torch.arange(total, dtype=torch.float32) % FACTOR / FACTOR  # weight of the next key frame
-        prev, nxt = torch.arange(total) // FACTOR, (torch.arange(total) + FACTOR - 1) // FACTOR
-        blend = keys[:, :, prev] * (1 - w).view(1, 1, -1, 1, 1) + keys[:, :, nxt] * w.view(1, 1, -1, 1, 1)
-        fixed = {"linear blending of key frames": blend}
+        fixed = {"linear blending of key frames": linear_blend(keys, FACTOR)}
     if a.only_tries:
         sampled = {}
     sampled.update(dict(_parse_try(s) for s in a.tries))

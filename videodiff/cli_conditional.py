@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import add_model_args, check_out, check_sampler_flags, load_model_arg
+from .cli import add_model_args, check_out, load_model_arg
 from .cli_common import add_precision_args, check_counts, fps_option
+from .cli_conditional_common import (check_input, check_text_flags, device_of, read_input, seeded_generator,
+                                     sampling_options, text_denoiser, write)
 
 __all__ = ["add_subcommands", "main"]
 
@@ -152,102 +154,6 @@ def add_subcommands(sub) -> None:
     p.set_defaults(func=_cmd_cascade)
 
 
-# ------------------------------------------------------------------------------------------------ helpers
-
-
-def _check_input(path: Path | None) -> None:
-    """Fail before loading any model when --input is missing."""
-    if path is not None and not path.exists():
-        raise FileNotFoundError(f"--input {path}: file does not exist")
-    if path is not None and not path.is_file():
-        raise FileNotFoundError(f"--input {path}: not a regular file")
-
-
-def _read_input(path: Path, *, channels: int, size: int | None, step: int = 1, max_frames: int | None = None):
-    """``--input`` as float ``(B, C, F, S, S)`` in [-1, 1]: a video file (one video, center-cropped square, resized
-    to ``size`` when given) or a ``.pt`` tensor ``(B, C, F, H, W)`` / ``(C, F, H, W)``."""
-    import torch
-
-    from .data.transforms import frames_to_clip, to_channels
-    from .io import load_tensor_file, read_video
-
-    if path.suffix.lower() == ".pt":
-        video = load_tensor_file(path, "--input")
-        if not torch.is_tensor(video) or video.ndim not in (4, 5):
-            raise ValueError(f"--input {path}: expected a (B, C, F, H, W) tensor")
-        if not torch.isfinite(video).all():
-            raise ValueError(f"--input {path}: the tensor holds NaN or infinite values")
-        video = (video[None] if video.ndim == 4 else video).float()
-        video = video[:, :, ::step][:, :, :max_frames]
-        b, c, f, h, w = video.shape
-        if h != w:
-            raise ValueError(f"--input {path}: frames must be square, got {h}x{w}")
-        video = to_channels(video.transpose(1, 2).flatten(0, 1), channels)  # (B*F, C, H, W)
-        if size is not None and size != h:
-            video = torch.nn.functional.interpolate(video, size=(size, size), mode="bilinear", antialias=True,
-                                                    align_corners=False)
-        return video.reshape(b, f, channels, *video.shape[-2:]).transpose(1, 2).clamp(-1, 1)
-    frames = read_video(path, step=step, max_frames=max_frames)  # uint8 (F, H, W, 3); names the path on errors
-    side = min(frames.shape[1:3])
-    return frames_to_clip(frames, size or side, channels)[None]  # (1, C, F, S, S)
-
-
-def _task_options(args, cfg, task: str) -> dict:
-    """The library call's sampling keywords: the flags given, else :data:`videodiff.conditional.TASK_DEFAULTS`."""
-    from .conditional import TASK_DEFAULTS, task_options
-
-    check_sampler_flags(args, args.sampler or TASK_DEFAULTS[task].resolve(cfg.sample).sampler)
-    over = dict(sampler=args.sampler, steps=args.steps, gamma=args.gamma, eta=args.eta, w_r=args.w_r,
-                clamp=False if args.no_clamp else None)
-    if hasattr(args, "down"):
-        over.update(down=args.down, w_r_low=args.w_r_low)
-    return task_options(task, cfg.sample, **over)
-
-
-def _check_text_flags(args) -> None:
-    if args.guidance is not None and args.prompt is None:
-        raise ValueError("--guidance needs --prompt (guidance strengthens a text condition)")
-
-
-def _text(loaded, prompt: str | None, num: int, device, guidance: float | None):
-    """``(denoiser, denoiser keywords)`` for ``prompt``: its embedding repeated for ``num`` videos and, for a guidance
-    weight ``w != 0`` (None: the run's ``sample.guidance``), classifier-free guidance (eq. 5)."""
-    if prompt is None:
-        return loaded.denoiser, {}
-    from .pipeline import text_condition
-    from .sampling.guidance import ClassifierFreeGuidance
-
-    cfg = loaded.config
-    text = {k: v.expand(num, *v.shape[1:]).to(device) for k, v in text_condition(cfg, [prompt]).items()}
-    w = cfg.sample.guidance if guidance is None else guidance
-    return (ClassifierFreeGuidance(loaded.denoiser, w) if w != 0 else loaded.denoiser), text
-
-
-def _generator(seed: int, device):
-    import torch
-
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def _write(args, videos, *, fps: int, compare_rows=None, compare_known=None) -> None:
-    """The output grid (or, with --compare, the side-by-side grid) and optionally the tensor."""
-    import torch
-
-    from .conditional import comparison_grid
-    from .io import save_video_grid, write_video
-
-    if args.compare and compare_rows is not None:
-        write_video(args.out, comparison_grid(compare_rows, compare_known), fps=fps)
-    else:
-        save_video_grid(videos, args.out, fps=fps)
-    if args.save_tensor:
-        torch.save(videos, args.out.with_suffix(".pt"))
-
-
-def _device_of(loaded):
-    return next(loaded.denoiser.parameters()).device
-
-
 # ------------------------------------------------------------------------------------------------ commands
 
 
@@ -256,23 +162,23 @@ def _cmd_extend(args) -> int:
 
     check_out(args.out)
     check_counts(args, frames=1, context=0, given=1, from_samples=1, steps=1, fps=1)
-    _check_input(args.input)
-    _check_text_flags(args)
+    check_input(args.input)
+    check_text_flags(args)
     loaded = load_model_arg(args)
-    cfg, dev = loaded.config, _device_of(loaded)
+    cfg, dev = loaded.config, device_of(loaded)
     f_model = cfg.data.num_frames
     context = f_model // 2 if args.context is None else args.context
     if not 0 <= context < f_model:
         raise ValueError(f"--context must be in [0, {f_model}) for this {f_model}-frame model, got {context}")
     if args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
-    opts = _task_options(args, cfg, "extend")
+    opts = sampling_options(args, cfg, "extend")
     truth = None
     if args.input is not None:
         given = context if args.given is None else args.given
         if given < 1:
             raise ValueError(f"--given must be >= 1, got {given}")
-        video = _read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size,
+        video = read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size,
                             step=cfg.data.frameskip, max_frames=args.frames)
         truth = video if video.shape[2] > given else None  # the real continuation, for --compare
         video, start = video[:, :, :given], dict(video=video[:, :, :given].to(dev))
@@ -287,10 +193,11 @@ def _cmd_extend(args) -> int:
         start = dict(num_videos=args.from_samples, frame_shape=(cfg.data.channels, cfg.data.image_size,
                                                                  cfg.data.image_size), device=dev)
     num = start["video"].shape[0] if "video" in start else start["num_videos"]
-    den, text = _text(loaded, args.prompt, num, dev, args.guidance)
+    den, text = text_denoiser(loaded, args.prompt, num, args.guidance)
     t0 = time.perf_counter()
     out = extend(den, cfg.diffusion.schedule, total_frames=args.frames, block_frames=f_model,
-                 context=context, method=args.method, variant=args.variant, generator=_generator(args.seed, dev),
+                 context=context, method=args.method, variant=args.variant,
+                 generator=seeded_generator(args.seed, dev),
                  **start, **text, **opts).float().cpu()
     dt = time.perf_counter() - t0
     known = [i < given for i in range(args.frames)]
@@ -302,7 +209,7 @@ def _cmd_extend(args) -> int:
             marks.append(known)
     else:
         rows, marks = [out], [[i < f_model for i in range(args.frames)]]
-    _write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
+    write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
     print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}"
           f"{_caption(args)}) with {loaded.path} in {dt:.1f} s -> {args.out}")
     return 0
@@ -317,13 +224,13 @@ def _cmd_interpolate(args) -> int:
 
     check_out(args.out)
     check_counts(args, factor=1, max_frames=1, steps=1, fps=1)
-    _check_input(args.input)
-    _check_text_flags(args)
+    check_input(args.input)
+    check_text_flags(args)
     loaded = load_model_arg(args)
-    cfg, dev = loaded.config, _device_of(loaded)
-    opts = _task_options(args, cfg, "interpolate")
+    cfg, dev = loaded.config, device_of(loaded)
+    opts = sampling_options(args, cfg, "interpolate")
     step = cfg.data.frameskip if args.subsample else 1
-    video = _read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size, step=step,
+    video = read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size, step=step,
                         max_frames=args.max_frames)
     truth = None
     if args.subsample:
@@ -331,10 +238,10 @@ def _cmd_interpolate(args) -> int:
         truth, video = video[:, :, :n], video[:, :, :n:args.factor]
     if video.shape[2] < 2:
         raise ValueError(f"--input {args.input}: need at least 2 key frames to interpolate, got {video.shape[2]}")
-    den, text = _text(loaded, args.prompt, video.shape[0], dev, args.guidance)
+    den, text = text_denoiser(loaded, args.prompt, video.shape[0], args.guidance)
     t0 = time.perf_counter()
     out = interpolate(den, cfg.diffusion.schedule, video.to(dev), args.factor, block_frames=cfg.data.num_frames,
-                      method=args.method, variant=args.variant, generator=_generator(args.seed, dev), **text,
+                      method=args.method, variant=args.variant, generator=seeded_generator(args.seed, dev), **text,
                       **opts).float().cpu()
     dt = time.perf_counter() - t0
     total = out.shape[2]
@@ -344,7 +251,7 @@ def _cmd_interpolate(args) -> int:
     if truth is not None:
         rows.append(truth)
         marks.append(known)
-    _write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
+    write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
     print(f"interpolated {video.shape[2]} -> {total} frames (x{args.factor}, {args.method}, {opts['sampler']} "
           f"{opts['steps']} steps{_caption(args)}) in {dt:.1f} s -> {args.out}")
     return 0
@@ -355,16 +262,16 @@ def _cmd_upsample(args) -> int:
 
     check_out(args.out)
     check_counts(args, low_size=1, max_frames=1, context=0, steps=1, fps=1)
-    _check_input(args.input)
-    _check_text_flags(args)
+    check_input(args.input)
+    check_text_flags(args)
     loaded = load_model_arg(args)
-    cfg, dev = loaded.config, _device_of(loaded)
-    opts = _task_options(args, cfg, "upsample")
+    cfg, dev = loaded.config, device_of(loaded)
+    opts = sampling_options(args, cfg, "upsample")
     if args.method == "replacement" and opts["down_mode"] != "area":
         raise ValueError("--method replacement replaces the low frequencies through area downsampling: "
                          "use --down area")
     size = cfg.data.image_size
-    video = _read_input(args.input, channels=cfg.data.channels, size=args.low_size, max_frames=args.max_frames)
+    video = read_input(args.input, channels=cfg.data.channels, size=args.low_size, max_frames=args.max_frames)
     low = video.shape[-1]
     if low >= size:
         raise ValueError(f"--input {args.input} is {low}x{low}, not below the model's {size}x{size}; "
@@ -372,15 +279,15 @@ def _cmd_upsample(args) -> int:
     if opts["down_mode"] == "area" and size % low:
         raise ValueError(f"--down area needs an integer factor: {size} is not a multiple of the input's {low}; "
                          f"use --down bilinear or --low-size {size // 2}")
-    den, text = _text(loaded, args.prompt, video.shape[0], dev, args.guidance)
+    den, text = text_denoiser(loaded, args.prompt, video.shape[0], args.guidance)
     t0 = time.perf_counter()
     out = upsample(den, cfg.diffusion.schedule, video.to(dev), size=size, block_frames=cfg.data.num_frames,
                    context=args.context, method=args.method, variant=args.variant,
-                   generator=_generator(args.seed, dev), **text, **opts).float().cpu()
+                   generator=seeded_generator(args.seed, dev), **text, **opts).float().cpu()
     dt = time.perf_counter() - t0
     f = out.shape[2]
     rows, marks = [align_frames(video, range(f), f, size=size), out], [[True] * f, [False] * f]
-    _write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
+    write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
     method = "eq. 7" if args.method == "gradient" else "low-frequency replacement"
     print(f"upsampled {f} frames {low}->{size} ({method}, {opts['down_mode']}, {opts['sampler']} {opts['steps']} "
           f"steps{_caption(args)}) in {dt:.1f} s -> {args.out}")
@@ -394,8 +301,8 @@ def _cmd_cascade(args) -> int:
 
     check_out(args.out)
     check_counts(args, num=1, factor=1, context=0, low_steps=1, steps=1, fps=1)
-    _check_input(args.input)
-    _check_text_flags(args)
+    check_input(args.input)
+    check_text_flags(args)
     kw = dict(ema=not args.no_ema, device=args.device, precision=args.precision, compile=args.compile)
     low = None
     if args.input is None:
@@ -406,11 +313,11 @@ def _cmd_cascade(args) -> int:
     if high_name is None:
         raise ValueError("cascade needs --high (the high-resolution model); only a shipped low model names its own")
     high = load_model(high_name, **kw)
-    hcfg, dev = high.config, _device_of(high)
+    hcfg, dev = high.config, device_of(high)
     size = hcfg.data.image_size
-    opts = _task_options(args, hcfg, "cascade")
+    opts = sampling_options(args, hcfg, "cascade")
     if args.input is not None:
-        video = _read_input(args.input, channels=hcfg.data.channels, size=None)
+        video = read_input(args.input, channels=hcfg.data.channels, size=None)
         low_fs = None
     else:
         lcfg = low.config
@@ -435,16 +342,16 @@ def _cmd_cascade(args) -> int:
     lsize = video.shape[-1]
     if lsize > size:
         raise ValueError(f"low-resolution frames ({lsize}) are larger than the high model's {size}")
-    den, text = _text(high, args.prompt, video.shape[0], dev, args.high_guidance)
+    den, text = text_denoiser(high, args.prompt, video.shape[0], args.high_guidance)
     t0 = time.perf_counter()
     out = cascade(den, hcfg.diffusion.schedule, video.to(dev), size=size, factor=factor,
                   block_frames=hcfg.data.num_frames, context=args.context, variant=args.variant,
-                  generator=_generator(args.seed + 1, dev), **text, **opts).float().cpu()
+                  generator=seeded_generator(args.seed + 1, dev), **text, **opts).float().cpu()
     dt = time.perf_counter() - t0
     total = out.shape[2]
     known = [i % factor == 0 for i in range(total)]
     rows, marks = [align_frames(video, range(0, total, factor), total, size=size), out], [known, [False] * total]
-    _write(args, out, fps=fps_option(args, hcfg), compare_rows=rows, compare_known=marks)
+    write(args, out, fps=fps_option(args, hcfg), compare_rows=rows, compare_known=marks)
     if args.save_tensor:
         _save_low(video, args.out)
     print(f"cascade: {video.shape[2]} frames {lsize}px -> {total} frames {size}px (x{factor} in time, "

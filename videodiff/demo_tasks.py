@@ -26,7 +26,8 @@ def task_rows(loaded, *, seed: int = 0, steps: int | None = None, device: str = 
     clip. Interpolation x4 (x(F-1) for models under 9 frames): the key frames (others black), linear blending of the
     key frames, the gradient method, the replacement method, the real clip. ``steps`` overrides the task defaults.
     """
-    from .conditional import Downsample, align_frames, interpolate, task_options, upsample, upsample_nearest
+    from .conditional import (Downsample, align_frames, interpolate, linear_blend, task_options, upsample,
+                              upsample_nearest)
 
     mcfg, den = loaded.config, loaded.denoiser
     size, frames = mcfg.data.image_size, mcfg.data.num_frames
@@ -48,10 +49,8 @@ def task_rows(loaded, *, seed: int = 0, steps: int | None = None, device: str = 
     factor = 4 if frames >= 9 else max(frames - 1, 1)
     total = (frames - 1) // factor * factor + 1
     truth, keys = truth[:, :, :total], truth[:, :, :total:factor]
-    w = (torch.arange(total) % factor / factor).view(1, 1, -1, 1, 1)
-    prev, nxt = torch.arange(total) // factor, (torch.arange(total) + factor - 1) // factor
     interp = {"key frames": align_frames(keys, range(0, total, factor), total),
-              "linear blending": keys[:, :, prev] * (1 - w) + keys[:, :, nxt] * w}
+              "linear blending": linear_blend(keys, factor)}
     opts = task_options("interpolate", mcfg.sample, steps=steps)
     for method in ("gradient", "replacement"):
         t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from .sampling import sample, sampler_options
 from .checkpoint import load_checkpoint
 
 __all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "sample_videos", "sample_seed", "text_condition",
-           "sample_from_prompts", "extend_from_prompt"]
+           "sample_from_prompts", "prompt_denoiser", "extend_from_prompt"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -91,6 +91,12 @@ def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto"
     return LoadedModel(den, cfg, ckpt["step"], ckpt["path"], precision_name(dtype), ckpt.get("meta", {}))
 
 
+def denoiser_device(denoiser) -> torch.device:
+    """The device of a denoiser's parameters; a parameter-free denoiser (e.g. an exact Gaussian one) runs on the CPU."""
+    params = denoiser.parameters() if hasattr(denoiser, "parameters") else iter(())
+    return next(iter(params), torch.empty(0)).device
+
+
 def sample_seed(seed: int, index: int) -> int:
     """The seed of the generator of video ``index`` of a sampling run with ``seed``."""
     return seed * 1_000_003 + index
@@ -118,8 +124,7 @@ def sample_videos(
     ``per_video`` holds denoiser arguments with a leading axis of ``num`` (e.g. ``text_emb``, ``text_mask``), split
     with the batches.
     """
-    params = denoiser.parameters() if hasattr(denoiser, "parameters") else iter(())
-    device = next(iter(params), torch.empty(0)).device  # a parameter-free denoiser runs on the CPU
+    device = denoiser_device(denoiser)
     per_video = per_video or {}
     for key, value in per_video.items():
         if value.shape[0] != num:
@@ -178,6 +183,20 @@ def sample_from_prompts(
     return sample_videos(den, cfg, len(prompts) * num_per_prompt, per_video=cond, **kwargs)
 
 
+def prompt_denoiser(denoiser: Denoiser, cfg: ExperimentConfig, prompt: str | None, num: int, guidance: float,
+                    *, cache=None) -> tuple:
+    """``(denoiser, denoiser keywords)`` for ``num`` videos conditioned on one ``prompt``: its embedding repeated
+    ``num`` times, on the denoiser's device, and classifier-free guidance (eq. 5) of weight ``guidance`` when it is
+    not 0. ``prompt=None``: the denoiser itself and no keywords (the model's unconditional c = 0)."""
+    from .sampling.guidance import ClassifierFreeGuidance
+
+    if prompt is None:
+        return denoiser, {}
+    device = denoiser_device(denoiser)
+    text = {k: v.expand(num, *v.shape[1:]).to(device) for k, v in text_condition(cfg, [prompt], cache=cache).items()}
+    return (ClassifierFreeGuidance(denoiser, guidance) if guidance != 0 else denoiser), text
+
+
 def extend_from_prompt(
     denoiser: Denoiser,
     cfg: ExperimentConfig,
@@ -203,19 +222,13 @@ def extend_from_prompt(
     ``cfg.sample``; ``kwargs`` go to :func:`videodiff.conditional.extend` (``w_r``, ``variant``, ...). Returns float
     ``(B, C, total_frames, H, W)`` on the CPU; its first ``L`` frames are ``video``."""
     from .conditional import extend
-    from .sampling.guidance import ClassifierFreeGuidance
 
-    params = denoiser.parameters() if hasattr(denoiser, "parameters") else iter(())
-    device = next(iter(params), torch.empty(0)).device
+    device = denoiser_device(denoiser)
     sc = cfg.sample
     sampler = sampler or sc.sampler
-    text, den = {}, denoiser
-    if prompt is not None:
-        num = video.shape[0]
-        text = {k: v.expand(num, *v.shape[1:]).to(device) for k, v in text_condition(cfg, [prompt], cache=cache).items()}
-        den = ClassifierFreeGuidance(denoiser, guidance) if guidance != 0 else denoiser
-    elif guidance != 0:
+    if prompt is None and guidance != 0:
         raise ValueError("guidance needs a prompt (guidance strengthens a text condition)")
+    den, text = prompt_denoiser(denoiser, cfg, prompt, video.shape[0], guidance, cache=cache)
     if method == "gradient" and sc.clip_x:
         kwargs.setdefault("guidance_clip", (-1.0, 1.0))
     gen = torch.Generator(device=device).manual_seed(seed)

@@ -13,7 +13,7 @@ from .blocks import Block, cascade_plan, extension_plan, interpolation_plan, pla
 from .defaults import TASK_DEFAULTS, TaskDefaults, task_options
 from .downsample import DOWNSAMPLE_MODES, Downsample, upsample_nearest
 from .extend import extend
-from .interpolate import interpolate
+from .interpolate import interpolate, linear_blend
 from .masks import as_mask, blend, frame_mask
 from .reconstruction import ReconstructionGuidance, reconstruction_guidance
 from .replacement import VARIANTS, Hooks, LowResReplacementHook, ReplacementHook
@@ -24,7 +24,7 @@ from .visualize import align_frames, comparison_grid, frame_strip, mark_frames
 __all__ = [
     "Block", "plan_blocks", "extension_plan", "interpolation_plan", "cascade_plan", "run_plan",
     "TASK_DEFAULTS", "TaskDefaults", "task_options", "Downsample", "DOWNSAMPLE_MODES", "upsample_nearest",
-    "extend", "interpolate", "upsample", "cascade",
+    "extend", "interpolate", "linear_blend", "upsample", "cascade",
     "as_mask", "blend", "frame_mask",
     "ReconstructionGuidance", "reconstruction_guidance", "ReplacementHook", "LowResReplacementHook", "Hooks", "VARIANTS",
     "sample_conditional", "METHODS",

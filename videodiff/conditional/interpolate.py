@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .blocks import interpolation_plan, run_plan
 
-__all__ = ["interpolate"]
+__all__ = ["interpolate", "linear_blend"]
 
 
 def interpolate(
@@ -43,3 +43,12 @@ def interpolate(
     out[:, :, ::factor] = video  # the key frames
     return run_plan(denoise, schedule, plan, out, method=method, generator=generator, progress=progress,
                     desc=f"interpolate x{factor} ({method})", **kwargs)
+
+
+def linear_blend(keys: Tensor, factor: int) -> Tensor:
+    """The baseline of interpolation: frames between key frames ``(B, C, L, H, W)`` (frameskip ``factor``) as linear
+    blends of the two key frames around them, ``(B, C, (L - 1) * factor + 1, H, W)``; key frames unchanged."""
+    total = (keys.shape[2] - 1) * factor + 1
+    w = (torch.arange(total) % factor / factor).to(keys).view(1, 1, -1, 1, 1)  # weight of the next key frame
+    prev, nxt = torch.arange(total) // factor, (torch.arange(total) + factor - 1) // factor
+    return keys[:, :, prev] * (1 - w) + keys[:, :, nxt] * w
