@@ -45,3 +45,25 @@ def test_posterior_matches_gaussian_conditioning():
     torch.testing.assert_close(mean, mean_bayes)
     torch.testing.assert_close(var.reshape(()), var_bayes)
     torch.testing.assert_close(posterior_variance(lt, ls), var_bayes)
+
+
+def test_parameterizations_round_trip_and_loss_target():
+    """videodiff/parameterization.py: a network that outputs the loss target exactly implies x_hat = x (both
+    parameterisations), and diffusion_loss of that network is zero; an unknown name is refused naming the option."""
+    import pytest
+
+    from videodiff.diffusion import q_sample
+    from videodiff.losses import diffusion_loss
+    from videodiff.parameterization import PARAMETERIZATIONS, check_parameterization, target, x_from_output
+
+    x, eps = torch.randn(3, 2, 4, 5, 5).clamp(-1, 1), torch.randn(3, 2, 4, 5, 5)
+    lam = torch.tensor([-6.0, 0.0, 7.0])
+    z = q_sample(x, lam, eps)
+    for name in PARAMETERIZATIONS:
+        goal = target(name, x, eps, lam)
+        torch.testing.assert_close(x_from_output(name, z, goal, lam), x, atol=2e-4, rtol=0)
+        loss = diffusion_loss(lambda z_t, logsnr, goal=goal: goal, x, lam, eps, parameterization=name)
+        assert float(loss.abs().max()) < 1e-10
+    torch.testing.assert_close(target("eps", x, eps, lam), eps)
+    with pytest.raises(ValueError, match="diffusion.parameterization must be one of"):
+        check_parameterization("x0", "diffusion.parameterization")

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from .data import DataConfig
-from .denoiser import PARAMETERIZATIONS
+from .parameterization import check_parameterization
 from .nn.unet3d import UNetConfig
 from .precision import PRECISIONS
 from .sampling import SAMPLERS
@@ -48,8 +48,7 @@ class DiffusionConfig:
     low_discrepancy: bool = False  # stratified t in eq. (2)'s expectation (Kingma et al. 2021)
 
     def __post_init__(self) -> None:
-        if self.parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"diffusion.parameterization must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}")
+        check_parameterization(self.parameterization, "diffusion.parameterization")
 
 
 def _check_precision(group: str, value: str) -> None:

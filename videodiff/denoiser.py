@@ -13,12 +13,10 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor, nn
 
-from .diffusion import x_from_eps, x_from_v
+from .parameterization import PARAMETERIZATIONS, check_parameterization, x_from_output
 from .precision import autocast
 
 __all__ = ["Denoise", "Denoiser", "PARAMETERIZATIONS"]
-
-PARAMETERIZATIONS = ("eps", "v")
 
 
 class Denoise(Protocol):
@@ -43,10 +41,8 @@ class Denoiser(nn.Module):
     def __init__(self, net: nn.Module | Callable[..., Tensor], parameterization: str = "eps", clip_x: bool = True,
                  autocast_dtype: torch.dtype | None = None):
         super().__init__()
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
         self.net = net
-        self.parameterization = parameterization
+        self.parameterization = check_parameterization(parameterization)
         self.clip_x = clip_x
         self.autocast_dtype = autocast_dtype
 
@@ -55,8 +51,5 @@ class Denoiser(nn.Module):
         with autocast(z_t.device, self.autocast_dtype):
             out = self.net(z_t, logsnr, **kwargs)
         out = out.to(z_t.dtype)
-        if self.parameterization == "eps":
-            x_hat = x_from_eps(z_t, out, logsnr)
-        else:
-            x_hat = x_from_v(z_t, out, logsnr)
+        x_hat = x_from_output(self.parameterization, z_t, out, logsnr)  # videodiff/parameterization.py
         return x_hat.clamp(-1.0, 1.0) if self.clip_x else x_hat

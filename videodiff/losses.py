@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .diffusion import q_sample, v_from_x_eps
+from .diffusion import q_sample
+from .parameterization import check_parameterization, target
 
 __all__ = ["sample_t", "diffusion_loss"]
 
@@ -42,12 +43,8 @@ def diffusion_loss(
     Returns shape ``(B,)``: the mean over all non-batch axes of the squared error of the network's prediction of
     ``eps`` (or ``v``). ``net_kwargs`` (``cond``, ``frame_mask``) are passed to the network.
     """
+    check_parameterization(parameterization)
     z_t = q_sample(x, logsnr, eps)  # eq. (1)
     out = net(z_t, logsnr, **net_kwargs)
-    if parameterization == "eps":
-        target = eps
-    elif parameterization == "v":
-        target = v_from_x_eps(x, eps, logsnr)
-    else:
-        raise ValueError(f"parameterization must be 'eps' or 'v', got {parameterization!r}")
-    return (out.float() - target.float()).pow(2).flatten(1).mean(1)
+    goal = target(parameterization, x, eps, logsnr)  # eps or v (videodiff/parameterization.py)
+    return (out.float() - goal.float()).pow(2).flatten(1).mean(1)
