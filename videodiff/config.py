@@ -22,7 +22,7 @@ from .data import DataConfig
 from .parameterization import check_parameterization
 from .nn.unet3d import UNetConfig
 from .precision import PRECISIONS
-from .sampling import SAMPLERS
+from .sampling.registry import get_sampler, option_owners
 from .schedule import ScheduleConfig
 from .text.config import TextConfig
 
@@ -140,7 +140,7 @@ class TrainConfig:
 
 @dataclass
 class SampleConfig:
-    sampler: str = "ancestral"  # "ancestral" (eq. 4) | "ddim" | "dpmpp2m" (DPM-Solver++(2M))
+    sampler: str = "ancestral"  # "ancestral" (eq. 4) | "ddim" | "dpmpp2m" (DPM-Solver++(2M)): videodiff/sampling/registry.py
     steps: int = 128
     gamma: float = 0.3  # eq. (4) stochasticity
     eta: float = 0.0  # DDIM stochasticity
@@ -151,11 +151,26 @@ class SampleConfig:
     guidance: float = 0.0  # classifier-free guidance weight w of eq. (5) for text-conditioned previews
     precision: str = "auto"  # "auto" | "fp32" | "bf16" for the network while sampling (as train.precision)
     compile: bool = False  # torch.compile the U-Net for sampling (pays off over many sampling steps)
+    # Options of registered samplers without a field above ({name: value}; each sampler takes only its own), e.g.
+    # a sampler added to videodiff/sampling/registry.py: `--set sample.options.churn=0.5`. A value here wins over
+    # the field of the same name (gamma, eta).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_precision("sample", self.precision)
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sample.sampler must be one of {sorted(SAMPLERS)}, got {self.sampler!r}")
+        get_sampler(self.sampler, "sample.sampler")
+        if not isinstance(self.options, dict):
+            raise ValueError(f"sample.options must be a mapping of sampler options, got {self.options!r}")
+        owners = option_owners()
+        for name, value in self.options.items():
+            if name not in owners:
+                raise ValueError(f"sample.options.{name}: no registered sampler has this option (options: "
+                                 f"{', '.join(sorted(owners)) or 'none'})")
+            opt = owners[name][0]
+            if opt.type is float and isinstance(value, int) and not isinstance(value, bool):
+                self.options[name] = value = float(value)
+            if type(value) is not opt.type:
+                raise ValueError(f"sample.options.{name} must be a {opt.type.__name__}, got {value!r}")
         for name in ("steps", "num", "fps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sample.{name} must be >= 1, got {getattr(self, name)}")

@@ -45,19 +45,23 @@ TASK_DEFAULTS: dict[str, TaskDefaults] = {
 def task_options(task: str, sample_cfg, **overrides) -> dict:
     """Keyword arguments of :func:`~videodiff.conditional.extend` / ``interpolate`` / ``upsample`` / ``cascade`` for
     ``task``: :data:`TASK_DEFAULTS` resolved against a model's ``SampleConfig``, with ``overrides`` (``None`` values
-    ignored; keys: the fields of :class:`TaskDefaults` and ``eta``). Returns ``steps``, ``sampler`` and that
-    sampler's own options, ``w_r``, ``guidance_clip`` and, for ``upsample``/``cascade``, ``down_mode`` and
+    ignored; keys: the fields of :class:`TaskDefaults` and any registered sampler option, e.g. ``eta``). Returns
+    ``steps``, ``sampler`` and that sampler's own options, ``w_r``, ``guidance_clip`` and, for ``upsample``/``cascade``, ``down_mode`` and
     ``w_r_low``."""
-    from ..sampling import sampler_options
+    from ..sampling.registry import option_owners, resolve_options
 
     if task not in TASK_DEFAULTS:
         raise ValueError(f"unknown task {task!r}; one of {sorted(TASK_DEFAULTS)}")
     over = {k: v for k, v in overrides.items() if v is not None}
-    eta = over.pop("eta", sample_cfg.eta)
+    fields = {f.name for f in dataclasses.fields(TaskDefaults)}
+    given = {k: over.pop(k) for k in list(over) if k not in fields}  # other samplers' options (eta, ...)
+    unknown = sorted(set(given) - set(option_owners()))
+    if unknown:
+        raise ValueError(f"task_options: unknown option {unknown[0]!r}")
     d = dataclasses.replace(TASK_DEFAULTS[task], **over).resolve(sample_cfg)
     clamp = d.clamp and sample_cfg.clip_x  # x~ clamped to the data range where the model clips x_hat
     kw = {"steps": d.steps, "sampler": d.sampler, "w_r": d.w_r, "guidance_clip": (-1.0, 1.0) if clamp else None,
-          **sampler_options(d.sampler, gamma=d.gamma, eta=eta)}  # each sampler gets only its own options
+          **resolve_options(d.sampler, sample_cfg, gamma=d.gamma, **given)}  # each sampler gets only its own options
     if task in ("upsample", "cascade"):
         kw.update(down_mode=d.down, w_r_low=d.w_r_low)
     return kw

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..io import video_grid
+from ..frames import video_grid
 from .downsample import upsample_nearest
 
 __all__ = ["mark_frames", "align_frames", "comparison_grid", "frame_strip"]

@@ -1,5 +1,5 @@
-"""Samplers (paper Sec. 2): ancestral (eq. 4), DDIM and DPM-Solver++(2M). Each takes any ``denoise(z_t, logsnr,
-...) -> x_hat``."""
+"""Samplers (paper Sec. 2): ancestral (eq. 4), DDIM and DPM-Solver++(2M), named in :mod:`.registry`. Each takes any
+``denoise(z_t, logsnr, ...) -> x_hat``."""
 
 from __future__ import annotations
 
@@ -11,21 +11,12 @@ from .ancestral import sample_ancestral
 from .common import draw_noise
 from .ddim import sample_ddim
 from .dpm_solver import sample_dpmpp2m
+from .registry import (SAMPLERS, SamplerOption, SamplerSpec, get_sampler, register_sampler, resolve_options,
+                       sampler_names, sampler_options, split_kwargs, unregister_sampler)
 
-__all__ = ["sample_ancestral", "sample_ddim", "sample_dpmpp2m", "sample", "sampler_options", "SAMPLERS"]
-
-SAMPLERS = {"ancestral": sample_ancestral, "ddim": sample_ddim, "dpmpp2m": sample_dpmpp2m}
-_OPTIONS = {"ancestral": ("gamma",), "ddim": ("eta",), "dpmpp2m": ()}  # each sampler's own hyperparameters
-
-
-def sampler_options(sampler: str, **options) -> dict:
-    """The options among ``options`` (e.g. ``gamma=..., eta=...``) that ``sampler`` takes, leaving out ``None``s.
-
-    Lets callers hold one set of settings (``cfg.sample``) and pass each sampler only its own.
-    """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
-    return {k: v for k, v in options.items() if k in _OPTIONS[sampler] and v is not None}
+__all__ = ["sample_ancestral", "sample_ddim", "sample_dpmpp2m", "sample", "sampler_options", "SAMPLERS",
+           "SamplerSpec", "SamplerOption", "register_sampler", "unregister_sampler", "get_sampler", "sampler_names",
+           "resolve_options", "split_kwargs"]
 
 
 def sample(
@@ -39,17 +30,27 @@ def sample(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     z: Tensor | None = None,
+    options: dict | None = None,
+    extra_args: dict | None = None,
     **kwargs,
 ) -> Tensor:
     """Draw ``z_1 ~ N(0, I)`` of ``shape`` and run ``sampler`` on a uniform time grid of ``steps`` steps.
 
     ``schedule`` maps times to log-SNR (e.g. :class:`videodiff.schedule.ScheduleConfig`). ``generator`` may be a list of
-    one generator per sample (each sample's noise then depends on its generator only). Extra keyword arguments
-    go to the sampler (``gamma``, ``eta``, ``step_hook``, ``callback``, ``progress``) and on to ``denoise``.
+    one generator per sample (each sample's noise then depends on its generator only). ``options``: the sampler's
+    own hyperparameters (``{"gamma": 0.3}``; a name the sampler does not take is an error); ``extra_args``: keyword
+    arguments of ``denoise`` (``text_emb``, ``cond``, ...). Other keyword arguments are run arguments
+    (``step_hook``, ``callback``, ``progress``) or, as before ``options``/``extra_args`` existed, either kind
+    (:func:`videodiff.sampling.registry.split_kwargs` sorts them).
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+    spec = get_sampler(sampler)
+    own, denoise_kwargs = split_kwargs(sampler, kwargs)
+    for name in options or {}:
+        if spec.option(name) is None:
+            raise ValueError(f"sampler {sampler} has no option {name!r} (its options: "
+                             f"{', '.join(o.name for o in spec.options) or 'none'})")
     if z is None:
         z = draw_noise(shape, generator, device=device, dtype=dtype)
     logsnrs = schedule(time_grid(steps))
-    return SAMPLERS[sampler](denoise, z, logsnrs, generator=generator, **kwargs)
+    return spec.fn(denoise, z, logsnrs, generator=generator, **own, **(options or {}), **denoise_kwargs,
+                   **(extra_args or {}))

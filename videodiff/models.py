@@ -1,0 +1,96 @@
+"""Models from configs and checkpoints (components layer): the device choice, building the network of an
+experiment config, and loading a trained denoiser from a checkpoint, a run directory or a shipped model's name.
+The trainer and the app tier (CLI, demo, app, evaluation) both build and load models through this module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .config import ExperimentConfig, config_from_dict
+from .denoiser import Denoiser
+from .nn import UNet3D
+from .precision import compile_network, precision_name, prepare_network, resolve_precision
+
+__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "denoiser_device"]
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU; otherwise the named device (clear error if it is unavailable)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {name!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} was requested but this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} was requested but MPS is not available on this machine")
+    return device
+
+
+def build_model(cfg: ExperimentConfig) -> torch.nn.Module:
+    """The network of ``cfg.model`` (weights from the current global RNG: callers seed it); with ``cfg.text`` set,
+    attention pooling of caption embeddings in front of it (:class:`videodiff.text.TextConditionedUNet`)."""
+    if not cfg.text.enabled:
+        return UNet3D(cfg.model)
+    from .text import HFTextEncoder, TextConditionedUNet
+
+    text_dim = HFTextEncoder(cfg.text.encoder, max_length=cfg.text.max_length).dim  # reads config.json only
+    return TextConditionedUNet(UNet3D(cfg.model), text_dim, num_queries=cfg.text.pool_queries,
+                               heads=cfg.text.pool_heads)
+
+
+@dataclass
+class LoadedModel:
+    denoiser: Denoiser
+    config: ExperimentConfig
+    step: int
+    path: Path
+    precision: str = "fp32"  # what the denoiser runs in: "fp32" or "bf16" (resolved from load_model's precision)
+    meta: dict = field(default_factory=dict)  # a shipped model's metadata (videodiff.pretrained)
+
+
+def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto",
+               pretrained: bool | None = None, precision: str | None = None,
+               compile: bool | None = None) -> LoadedModel:
+    """Load a trained denoiser (EMA weights by default) from a checkpoint or run directory, or a shipped model by
+    name (e.g. ``"moving-mnist"``, see :mod:`videodiff.pretrained`; shipped models carry EMA weights only).
+    ``pretrained``: True forces a shipped name, False a path; None decides (an existing path wins).
+    ``precision`` (``auto | fp32 | bf16``, :mod:`videodiff.precision`; None: the run's ``sample.precision``,
+    ``auto`` unless the run set it): the network runs under bf16 autocast where it resolves to bf16 (``auto``: where
+    the device has native bf16); ``compile`` (None: the run's ``sample.compile``): ``torch.compile`` the U-Net."""
+    from .pretrained import is_model_name, load_pretrained
+
+    dev = pick_device(device)
+    if precision is not None:
+        resolve_precision(precision, dev)  # validates the name before any loading
+    if pretrained or (pretrained is None and is_model_name(checkpoint)):
+        if not ema:
+            raise ValueError(f"shipped model {checkpoint!r} has EMA weights only; drop --no-ema")
+        ckpt = load_pretrained(str(checkpoint), dev)
+    else:
+        ckpt = load_checkpoint(checkpoint, device=dev)
+    cfg = config_from_dict(ExperimentConfig, ckpt["config"])
+    net = build_model(cfg).to(dev)
+    net.load_state_dict(ckpt["ema" if ema else "model"])
+    net.eval().requires_grad_(False)
+    dtype = resolve_precision(precision or cfg.sample.precision, dev)
+    prepare_network(net, dtype)
+    if cfg.sample.compile if compile is None else compile:
+        compile_network(net)
+    den = Denoiser(net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x, autocast_dtype=dtype)
+    return LoadedModel(den, cfg, ckpt["step"], ckpt["path"], precision_name(dtype), ckpt.get("meta", {}))
+
+
+def denoiser_device(denoiser) -> torch.device:
+    """The device of a denoiser's parameters; a parameter-free denoiser (e.g. an exact Gaussian one) runs on the CPU."""
+    params = denoiser.parameters() if hasattr(denoiser, "parameters") else iter(())
+    return next(iter(params), torch.empty(0)).device
