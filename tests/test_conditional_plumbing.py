@@ -236,7 +236,7 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_subcommands_register_on_the_main_parser():
     from videodiff.cli import build_parser as main_parser
-    from videodiff.cli_conditional import add_subcommands
+    from videodiff.cli.conditional import add_subcommands
 
     parser = argparse.ArgumentParser()
     add_subcommands(parser.add_subparsers(dest="command"))
@@ -251,7 +251,7 @@ def test_subcommands_register_on_the_main_parser():
 
 
 def test_cli_names_missing_input_and_bad_output(tmp_path, capsys, tiny_checkpoint):
-    from videodiff.cli_conditional import main
+    from videodiff.cli import main
 
     missing = tmp_path / "nope.mp4"
     assert main(["extend", "--checkpoint", str(tiny_checkpoint), "--input", str(missing), "--out",
@@ -269,7 +269,7 @@ def test_cli_names_missing_input_and_bad_output(tmp_path, capsys, tiny_checkpoin
 
 
 def test_cli_runs_end_to_end(tmp_path, tiny_checkpoint):
-    from videodiff.cli_conditional import main
+    from videodiff.cli import main
     from videodiff.io import read_video, write_video
 
     ckpt = str(tiny_checkpoint)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from videodiff.cli_eval import main
+from videodiff.cli import main
 from videodiff.data import DataConfig
 from videodiff.evaluate import (compute_metrics, dataset_videos, find_grid, load_video_set, parse_grid,
                                 tensor_to_uint8)

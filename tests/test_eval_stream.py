@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import videodiff.clip_source as cs
-from videodiff.cli_eval import main
+from videodiff.cli import main
 from videodiff.clip_source import ClipSpec, FolderClips, plan_starts
 from videodiff.data import DataConfig
 from videodiff.evaluate import compute_metrics, dataset_videos, evaluate_paths

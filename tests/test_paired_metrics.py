@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from scipy import stats
 
 from conftest import assert_one_line_error
-from videodiff.cli_eval import main
+from videodiff.cli import main
 from videodiff.metrics.paired import frame_pair_metrics, mean_ci, psnr, ssim, ssim_window
 
 pytestmark = pytest.mark.usefixtures("one_thread")

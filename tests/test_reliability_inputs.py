@@ -71,9 +71,9 @@ def test_sample_refuses_bad_outputs_and_devices_before_any_work(run, tmp_path, c
     assert_one_line_error(capsys, "--out", "does not exist")
     assert main(_sample(run, tmp_path / "a.gif", "--device", "nosuchdevice")) == 2
     assert_one_line_error(capsys, "nosuchdevice", "not a device name")
-    import videodiff.cli_common
+    import videodiff.cli.options
 
-    monkeypatch.setattr(videodiff.cli_common.os, "access", lambda path, mode: False)  # (root may write anywhere)
+    monkeypatch.setattr(videodiff.cli.options.os, "access", lambda path, mode: False)  # (root may write anywhere)
     assert main(_sample(run, tmp_path / "a.gif")) == 2
     assert_one_line_error(capsys, "--out", "not writable")
 

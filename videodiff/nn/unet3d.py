@@ -107,6 +107,10 @@ class _Block(nn.Module):
 class UNet3D(nn.Module):
     """Space-time factorized 3D U-Net; see the module docstring."""
 
+    # Parameters of optional inputs that start at zero (the network is then the same function as one without them),
+    # so a model may add them when it starts from another's weights (train.init_from).
+    ZERO_INIT_OPTIONAL = ("frame_pos.weight", "coord_in.weight", "coord_in.bias")
+
     def __init__(self, cfg: UNetConfig):
         super().__init__()
         self.cfg = cfg

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
-from ..pipeline import pick_device
+from ..models import pick_device
 
 __all__ = ["DistEnv", "init_distributed", "GlobalIndexStream", "RankSlice", "wrap_ddp", "no_sync",
            "checksum_across_ranks"]

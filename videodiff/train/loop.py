@@ -41,7 +41,8 @@ from ..denoiser import Denoiser
 from ..io import save_video_grid
 from ..losses import diffusion_loss
 from ..nn import joint_frame_mask
-from ..pipeline import build_model, sample_from_prompts, sample_videos
+from ..models import build_model
+from ..pipeline import sample_from_prompts, sample_videos
 from ..precision import autocast, compile_network, precision_name, prepare_network, resolve_precision
 from ..checkpoint import latest_checkpoint, load_checkpoint, load_latest_checkpoint, save_checkpoint
 from .distributed import (DistEnv, GlobalIndexStream, RankSlice, checksum_across_ranks, init_distributed, no_sync,
@@ -70,10 +71,6 @@ def _weights_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-# Parameters a fine-tune may add to the network it starts from: zero-initialised, so the start is the same function.
-_NEW_ZERO_INIT = ("frame_pos.weight", "coord_in.weight", "coord_in.bias")
-
-
 def _init_from(model: torch.nn.Module, state: dict, source) -> list[str]:
     """Load ``state`` into ``model``; returns the names of parameters it lacks that may start at their
     (zero) initialisation. Anything else that does not match is an error naming ``train.init_from``."""
@@ -81,7 +78,9 @@ def _init_from(model: torch.nn.Module, state: dict, source) -> list[str]:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         raise ValueError(f"train.init_from {source}: its network does not match model/text: {e}") from e
-    bad = [k for k in missing if not k.endswith(_NEW_ZERO_INIT)]
+    # Parameters a fine-tune may add to the network it starts from: each module names its zero-initialised ones.
+    optional = tuple(name for m in model.modules() for name in getattr(m, "ZERO_INIT_OPTIONAL", ()))
+    bad = [k for k in missing if not k.endswith(optional)]
     if bad or unexpected:
         raise ValueError(f"train.init_from {source}: its network does not match model/text: missing {bad}, "
                          f"unexpected {list(unexpected)}")

@@ -1,4 +1,4 @@
-"""Shared pieces of the conditional commands (:mod:`videodiff.cli_conditional`): reading ``--input``, the
+"""Shared pieces of the conditional commands (:mod:`videodiff.cli.conditional`): reading ``--input``, the
 sampling keywords of a task from its flags and :data:`videodiff.conditional.TASK_DEFAULTS`, the prompt condition,
 and writing the output (grid, ``--compare`` grid, ``--save-tensor``)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cli import check_sampler_flags
+from .options import check_sampler_flags, sampler_flag_values
 
 __all__ = ["check_input", "read_input", "sampling_options", "check_text_flags", "text_denoiser", "seeded_generator",
            "write", "device_of"]
@@ -25,8 +25,8 @@ def read_input(path: Path, *, channels: int, size: int | None, step: int = 1, ma
     to ``size`` when given) or a ``.pt`` tensor ``(B, C, F, H, W)`` / ``(C, F, H, W)``."""
     import torch
 
-    from .data.transforms import frames_to_clip, to_channels
-    from .io import load_tensor_file, read_video
+    from ..data.transforms import frames_to_clip, to_channels
+    from ..io import load_tensor_file, read_video
 
     if path.suffix.lower() == ".pt":
         video = load_tensor_file(path, "--input")
@@ -51,11 +51,11 @@ def read_input(path: Path, *, channels: int, size: int | None, step: int = 1, ma
 
 def sampling_options(args, cfg, task: str) -> dict:
     """The library call's sampling keywords: the flags given, else :data:`videodiff.conditional.TASK_DEFAULTS`."""
-    from .conditional import TASK_DEFAULTS, task_options
+    from ..conditional import TASK_DEFAULTS, task_options
 
     check_sampler_flags(args, args.sampler or TASK_DEFAULTS[task].resolve(cfg.sample).sampler)
-    over = dict(sampler=args.sampler, steps=args.steps, gamma=args.gamma, eta=args.eta, w_r=args.w_r,
-                clamp=False if args.no_clamp else None)
+    over = dict(sampler=args.sampler, steps=args.steps, w_r=args.w_r, clamp=False if args.no_clamp else None,
+                **sampler_flag_values(args))
     if hasattr(args, "down"):
         over.update(down=args.down, w_r_low=args.w_r_low)
     return task_options(task, cfg.sample, **over)
@@ -69,7 +69,7 @@ def check_text_flags(args) -> None:
 def text_denoiser(loaded, prompt: str | None, num: int, guidance: float | None):
     """``(denoiser, denoiser keywords)`` for ``prompt`` and ``num`` videos (:func:`videodiff.pipeline.prompt_denoiser`);
     guidance weight ``None``: the run's ``sample.guidance``."""
-    from .pipeline import prompt_denoiser
+    from ..pipeline import prompt_denoiser
 
     cfg = loaded.config
     return prompt_denoiser(loaded.denoiser, cfg, prompt, num, cfg.sample.guidance if guidance is None else guidance)
@@ -85,8 +85,8 @@ def write(args, videos, *, fps: int, compare_rows=None, compare_known=None) -> N
     """The output grid (or, with --compare, the side-by-side grid) and optionally the tensor."""
     import torch
 
-    from .conditional import comparison_grid
-    from .io import save_video_grid, write_video
+    from ..conditional import comparison_grid
+    from ..io import save_video_grid, write_video
 
     if args.compare and compare_rows is not None:
         write_video(args.out, comparison_grid(compare_rows, compare_known), fps=fps)

@@ -1,8 +1,5 @@
 """Command line for conditional generation (paper Sec. 3.1, 4.4, Fig. 2): ``videodiff extend | interpolate |
 upsample | cascade``. Thin: read inputs, load models, call :mod:`videodiff.conditional`, write videos.
-
-``cli.py`` registers these with ``add_subcommands(sub)`` in ``build_parser``; ``python -m videodiff.cli_conditional``
-runs them on their own.
 """
 
 from __future__ import annotations
@@ -12,19 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import add_model_args, check_out, load_model_arg
-from .cli_common import add_precision_args, check_counts, fps_option
-from .cli_conditional_common import (check_input, check_text_flags, device_of, read_input, seeded_generator,
+from .options import add_model_args, add_precision_args, add_sampler_args, check_counts, check_out, fps_option, load_model_arg
+from .conditional_io import (check_input, check_text_flags, device_of, read_input, seeded_generator,
                                      sampling_options, text_denoiser, write)
 
-__all__ = ["add_subcommands", "main"]
+__all__ = ["add_subcommands"]
 
 
 # ------------------------------------------------------------------------------------------------ arguments
 
 
 def _task_default(task: str, field: str, model_default: str = "the model's sample config") -> str:
-    from .conditional import TASK_DEFAULTS
+    from ..conditional import TASK_DEFAULTS
 
     value = getattr(TASK_DEFAULTS[task], field)
     return model_default if value is None else str(value)
@@ -33,10 +29,7 @@ def _task_default(task: str, field: str, model_default: str = "the model's sampl
 def _add_sampling_args(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help=f"sampling steps per block (default for {task}: {_task_default(task, 'steps')})")
-    p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp2m"], default=None,
-                   help=f"default for {task}: {_task_default(task, 'sampler')}")
-    p.add_argument("--gamma", type=float, default=None, help="ancestral stochasticity, eq. (4)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity")
+    add_sampler_args(p, f"default for {task}: {_task_default(task, 'sampler')}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
@@ -158,7 +151,7 @@ def add_subcommands(sub) -> None:
 
 
 def _cmd_extend(args) -> int:
-    from .conditional import align_frames, extend
+    from ..conditional import align_frames, extend
 
     check_out(args.out)
     check_counts(args, frames=1, context=0, given=1, from_samples=1, steps=1, fps=1)
@@ -220,7 +213,7 @@ def _caption(args) -> str:
 
 
 def _cmd_interpolate(args) -> int:
-    from .conditional import align_frames, interpolate
+    from ..conditional import align_frames, interpolate
 
     check_out(args.out)
     check_counts(args, factor=1, max_frames=1, steps=1, fps=1)
@@ -258,7 +251,7 @@ def _cmd_interpolate(args) -> int:
 
 
 def _cmd_upsample(args) -> int:
-    from .conditional import align_frames, upsample
+    from ..conditional import align_frames, upsample
 
     check_out(args.out)
     check_counts(args, low_size=1, max_frames=1, context=0, steps=1, fps=1)
@@ -295,9 +288,9 @@ def _cmd_upsample(args) -> int:
 
 
 def _cmd_cascade(args) -> int:
-    from .conditional import align_frames, cascade
-    from .data.transforms import to_channels
-    from .pipeline import load_model, sample_from_prompts, sample_videos
+    from ..conditional import align_frames, cascade
+    from ..data.transforms import to_channels
+    from ..pipeline import load_model, sample_from_prompts, sample_videos
 
     check_out(args.out)
     check_counts(args, num=1, factor=1, context=0, low_steps=1, steps=1, fps=1)
@@ -364,14 +357,3 @@ def _save_low(video, out: Path) -> None:
     import torch
 
     torch.save(video, out.with_name(out.stem + "_low.pt"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m videodiff.cli_conditional ...`` is ``videodiff ...`` (one entry point, one error handler)."""
-    from .cli import main as videodiff_main
-
-    return videodiff_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

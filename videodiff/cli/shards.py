@@ -9,7 +9,7 @@ __all__ = ["add_subcommands"]
 
 
 def _cmd_shards(args) -> int:
-    from .data.shard_writer import collect_sources, parse_shard_size, write_shards
+    from ..data.shard_writer import collect_sources, parse_shard_size, write_shards
 
     max_samples, max_bytes = parse_shard_size(args.shard_size)  # fail on a bad size before any work
     sources = collect_sources(args.root, args.manifest)

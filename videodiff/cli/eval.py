@@ -1,8 +1,5 @@
 """Command line for evaluation: ``videodiff eval`` and ``videodiff train-classifier``. Thin: parse, call
 :mod:`videodiff.evaluate` / :mod:`videodiff.metrics.classifier_train`, report.
-
-``add_subcommands(subparsers)`` registers both on the main ``videodiff`` parser; ``python -m videodiff.cli_eval``
-runs them stand-alone.
 """
 from __future__ import annotations
 
@@ -11,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_common import add_precision_args, check_counts, check_output_path
+from .options import add_precision_args, add_sampler_args, check_counts, check_output_path
 
-__all__ = ["add_subcommands", "main"]
+__all__ = ["add_subcommands"]
 
 
 def _command(args) -> str:
@@ -22,7 +19,7 @@ def _command(args) -> str:
 
 
 def _cmd_train_classifier(args) -> int:
-    from .metrics.classifier_train import load_classifier_config, train_classifier
+    from ..metrics.classifier_train import load_classifier_config, train_classifier
 
     cfg = load_classifier_config(args.preset, args.config, args.overrides)
     command = _command(args)
@@ -36,7 +33,7 @@ def _cmd_train_classifier(args) -> int:
 
 
 def _parse_metrics(text: str) -> list[str]:
-    from .evaluate import METRICS
+    from ..evaluate import METRICS
 
     names = [m.strip().lower() for m in text.split(",") if m.strip()]
     bad = [m for m in names if m not in METRICS]
@@ -52,8 +49,8 @@ _STREAM_FLAGS = {"resize": None, "clip_sampling": "first", "clips_per_video": No
 def _clip_spec(args, metrics):
     """The clip spec of a streamed evaluation, or None for sets loaded whole (--no-stream, paired metrics,
     --checkpoint); flags that only streaming honours are refused there rather than ignored."""
-    from .clip_source import ClipSpec
-    from .metrics.paired import PAIRED_METRICS
+    from ..clip_source import ClipSpec
+    from ..metrics.paired import PAIRED_METRICS
 
     given = [f"--{k.replace('_', '-')}" for k, d in _STREAM_FLAGS.items() if getattr(args, k) != d]
     why = ("--no-stream" if args.no_stream else "--checkpoint" if args.checkpoint is not None else
@@ -69,7 +66,7 @@ def _clip_spec(args, metrics):
 
 
 def _cmd_eval(args) -> int:
-    from .evaluate import evaluate_checkpoint, evaluate_paths, format_results, write_results
+    from ..evaluate import evaluate_checkpoint, evaluate_paths, format_results, write_results
 
     metrics = _parse_metrics(args.metrics)
     # Everything that can be checked is checked before videos are read or sampled
@@ -82,7 +79,7 @@ def _cmd_eval(args) -> int:
             raise FileNotFoundError(f"{flag} {path}: no such file or folder")
     if args.inception is not None and not args.inception.is_file():
         raise FileNotFoundError(f"--inception {args.inception}: no such file")
-    from .pipeline import pick_device
+    from ..models import pick_device
 
     pick_device(args.device)
     common = dict(metrics=metrics, frames=args.frames, num=args.num, inception=args.inception,
@@ -112,7 +109,7 @@ def _cmd_eval(args) -> int:
 
 def add_subcommands(sub) -> None:
     """Register ``eval`` and ``train-classifier`` on ``videodiff``'s subparsers."""
-    from .evaluate import METRICS
+    from ..evaluate import METRICS
 
     p = sub.add_parser("eval", help="FVD / FID / IS / classifier-FVD / classifier-IS of videos or of a checkpoint; "
                                           "PSNR / SSIM of paired videos",
@@ -160,8 +157,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--grid-rows", type=int, default=None, help="rows of a grid video (default: inferred)")
     p.add_argument("--grid-cols", type=int, default=None, help="columns of a grid video (default: inferred)")
     p.add_argument("--steps", type=int, default=None, help="with --checkpoint: sampling steps (default: the run's)")
-    p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp2m"], default=None,
-                   help="with --checkpoint")
+    add_sampler_args(p, "with --checkpoint", options=False)
     p.add_argument("--seed", type=int, default=0, help="with --checkpoint: sampling seed; with --clip-sampling "
                    "random: the clip starts' seed")
     p.add_argument("--save-samples", type=Path, default=None, help="with --checkpoint: save the samples (.pt)")
@@ -183,14 +179,3 @@ def add_subcommands(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (classifier.safetensors + .json)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_train_classifier)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m videodiff.cli_eval ...`` is ``videodiff ...`` (one entry point, one error handler)."""
-    from .cli import main as videodiff_main
-
-    return videodiff_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,13 +10,13 @@ import shlex
 import time
 from pathlib import Path
 
-from .cli_common import add_precision_args
+from .options import add_precision_args, add_sampler_args
 
 __all__ = ["add_subcommands"]
 
 
 def _cmd_demo(args) -> int:
-    from .demo import DemoConfig, run_demo
+    from ..demo import DemoConfig, run_demo
 
     defaults = DemoConfig()
     cfg = DemoConfig(model=args.model, prompts=tuple(args.prompt or defaults.prompts),
@@ -34,7 +34,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_app(args) -> int:
-    from .app import AppDefaults, launch, make_app, require_gradio
+    from ..app import AppDefaults, launch, make_app, require_gradio
 
     try:
         require_gradio()
@@ -51,7 +51,7 @@ def _cmd_app(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .pretrained import export_model
+    from ..pretrained import export_model
 
     extra = {}
     if args.meta is not None:
@@ -68,15 +68,14 @@ def _cmd_export(args) -> int:
 
 def add_subcommands(sub) -> None:
     """Register ``demo`` and ``export`` on an argparse subparsers object."""
-    from .pretrained import MODELS_DIR
+    from ..pretrained import MODELS_DIR
 
     p = sub.add_parser("demo", help="text-to-video and 64-frame extension with a shipped model; writes a page")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--model", default="moving-mnist", help="shipped model name or run directory")
     p.add_argument("--prompt", action="append", default=None, metavar="TEXT", help="prompt (repeatable)")
     p.add_argument("--weights", type=float, nargs="+", default=None, metavar="W", help="guidance weights")
-    p.add_argument("--sampler", default="dpmpp2m", choices=["ancestral", "ddim", "dpmpp2m"],
-                   help="sampler for every block (default dpmpp2m)")
+    add_sampler_args(p, "sampler for every block (default dpmpp2m)", default="dpmpp2m", options=False)
     p.add_argument("--steps", type=int, default=20, help="sampling steps per block (default 20)")
     p.add_argument("--frames", type=int, default=64, help="length of the extended video (default 64)")
     p.add_argument("--task-steps", type=int, default=None,
