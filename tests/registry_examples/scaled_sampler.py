@@ -7,8 +7,6 @@ deterministic sampler that under-disperses). Not a method of the paper: an examp
 
 from __future__ import annotations
 
-import torch
-
 from videodiff.diffusion import posterior_variance, q_posterior
 from videodiff.sampling.common import run_sampler
 from videodiff.sampling.registry import SamplerOption, SamplerSpec
