@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .data import DataConfig
+from .data.config import DataConfig
 from .denoiser import PARAMETERIZATIONS
 from .nn.unet3d import UNetConfig
 from .precision import PRECISIONS
