@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .data import DataConfig
+from .data.config import DataConfig
 from .parameterization import check_parameterization
 from .nn.unet3d import UNetConfig
 from .precision import PRECISIONS

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from .transforms import frames_to_clip
 
-__all__ = ["WithImageFrames", "ImageFolder", "IMAGE_EXTENSIONS"]
+__all__ = ["WithImageFrames", "ImageFolder", "IMAGE_EXTENSIONS", "join_image_frames"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -98,16 +98,25 @@ class WithImageFrames(Dataset):
         return [(int(j), int(k)) for j, k in zip(items, rng.integers(0, frames, self.num_images))]
 
     def __getitem__(self, index: int) -> dict:
-        item = dict(self.dataset[index])
-        video = item["video"]  # (C, F, H, W)
+        item = self.dataset[index]
         frames, captions = [], []
         for j, k in self.sources(index):
             src = self.images[j] if self.images is not None else self.dataset[j]
             frames.append(src["image"] if k < 0 else src["video"][:, k])  # (C, H, W)
             captions.append(src.get("caption", ""))
-        if frames:
-            item["video"] = torch.cat([video, torch.stack(frames, 1).to(video.dtype)], 1)  # (C, F + N, H, W)
-        item["num_image_frames"] = self.num_images
-        if "caption" in item or self.images is not None:
-            item["image_captions"] = captions
-        return item
+        return join_image_frames(item, frames, captions if "caption" in item or self.images is not None else None)
+
+
+def join_image_frames(item: dict, frames: list[torch.Tensor], captions: list[str] | None) -> dict:
+    """The joint item: a copy of the clip's ``item`` whose ``video`` ``(C, F, H, W)`` gets the ``N`` image ``frames``
+    (``(C, H, W)`` each) appended, ``(C, F + N, H, W)``, with ``num_image_frames`` ``N`` and, unless ``captions`` is
+    None, the frames' captions as ``image_captions``. How the frames are drawn is the caller's (:class:`WithImageFrames`
+    for indexed datasets, :class:`~videodiff.data.shards.ShardDataset` for streams)."""
+    item = dict(item)
+    if frames:
+        video = item["video"]
+        item["video"] = torch.cat([video, torch.stack(frames, 1).to(video.dtype)], 1)  # (C, F + N, H, W)
+    item["num_image_frames"] = len(frames)
+    if captions is not None:
+        item["image_captions"] = list(captions)
+    return item

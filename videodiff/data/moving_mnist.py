@@ -24,11 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .constants import DIRECTION_MODES, START_MODES
 from .mnist import load_mnist, split_indices
 
 DIRECTIONS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
-DIRECTION_MODES = ("any", "compass")  # the ``directions`` option
-START_MODES = ("uniform", "behind")  # the ``start`` option
 
 
 def direction_name(vx: float, vy: float) -> str:

@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from ..io import VideoReadError, video_info
+from .joint import join_image_frames
 from .transforms import clip_span
 from .video_folder import VIDEO_EXTENSIONS, read_clip
 
@@ -403,7 +404,4 @@ class ShardDataset(IterableDataset):
                 video, caption = pool[int(rng.integers(len(pool)))]
                 frames.append(video[:, int(rng.integers(video.shape[1]))])  # (C, H, W)
                 captions.append(caption)
-        item["video"] = torch.cat([item["video"], torch.stack(frames, 1).to(item["video"].dtype)], 1)  # (C, F+N, H, W)
-        item["num_image_frames"] = self.image_frames
-        item["image_captions"] = captions
-        return item
+        return join_image_frames(item, frames, captions)

@@ -17,9 +17,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..io import VideoReadError, read_video, video_info
+from .constants import VIDEO_EXTENSIONS
 from .transforms import clip_span, frames_to_clip
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif")
 
 
 def find_videos(root: str | Path, extensions=VIDEO_EXTENSIONS) -> list[Path]:

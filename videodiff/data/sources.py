@@ -1,0 +1,72 @@
+"""The built-in data kinds: one builder and one registry line each (the registry is :mod:`.registry`).
+
+``moving_mnist``: Moving MNIST generated on the fly (:mod:`.moving_mnist`), with built-in captions when asked;
+``video_folder``: clips of a folder of videos (:mod:`.video_folder`); ``manifest``: captioned clips listed in a CSV
+or JSONL file (:mod:`.captions`); ``shards``: a stream of WebDataset tar shards (:mod:`.shards`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch.utils.data import Dataset
+
+from .captions import CaptionedMovingMNIST, CaptionManifest
+from .joint import ImageFolder
+from .moving_mnist import MovingMNIST
+from .registry import DataSource, clip_options, register_source
+from .shards import ShardDataset
+from .video_folder import VideoFolder
+
+if TYPE_CHECKING:
+    from .config import DataConfig
+
+__all__ = ["image_folder"]
+
+
+def image_folder(cfg: DataConfig, split: str) -> ImageFolder | None:
+    """The image folder joint training draws its image frames from (None: frames of the same dataset's clips)."""
+    if cfg.image_frames and split == "train" and cfg.image_root is not None:
+        return ImageFolder(cfg.image_root, image_size=cfg.image_size, channels=cfg.channels)
+    return None
+
+
+def moving_mnist(cfg: DataConfig, split: str) -> Dataset:
+    dataset = MovingMNIST(num_digits=cfg.num_digits, digit_size=cfg.digit_size, speed=cfg.speed,
+                          directions=cfg.directions, start=cfg.start,
+                          num_clips=cfg.train_clips if split == "train" else cfg.test_clips,
+                          mnist_path=cfg.mnist_path, **clip_options(cfg, split))
+    return CaptionedMovingMNIST(dataset, seed=cfg.seed) if cfg.captions else dataset
+
+
+def video_folder(cfg: DataConfig, split: str) -> Dataset:
+    if cfg.root is None:
+        raise ValueError("data.root must name a folder of videos when data.kind is 'video_folder'")
+    return VideoFolder(cfg.root, extensions=cfg.extensions, on_error=cfg.on_error,
+                       clips_per_video=cfg.clips_per_video, **clip_options(cfg, split))
+
+
+def manifest(cfg: DataConfig, split: str) -> Dataset:
+    if cfg.manifest is None:
+        raise ValueError("data.manifest must name a CSV or JSONL file when data.kind is 'manifest'")
+    return CaptionManifest(cfg.manifest, root=cfg.root, on_error=cfg.on_error, clips_per_video=cfg.clips_per_video,
+                           **clip_options(cfg, split))
+
+
+def shards(cfg: DataConfig, split: str) -> Dataset:
+    if not cfg.shards:
+        raise ValueError("data.shards must name shards (a folder, shards.json, a .txt list or a pattern such as "
+                         "'data/shard-{000000..000009}.tar') when data.kind is 'shards'")
+    return ShardDataset(cfg.shards, shuffle_buffer=cfg.shuffle_buffer, clips_per_video=cfg.clips_per_video,
+                        captions=cfg.captions, on_error=cfg.on_error, images=image_folder(cfg, split),
+                        image_frames=cfg.image_frames if split == "train" else 0, **clip_options(cfg, split))
+
+
+register_source(DataSource("moving_mnist", moving_mnist, captions=True,
+                           reads=("num_digits", "digit_size", "speed", "directions", "start", "train_clips",
+                                  "test_clips", "mnist_path", "captions")))
+register_source(DataSource("video_folder", video_folder, reads=("root", "extensions", "on_error", "clips_per_video")))
+register_source(DataSource("manifest", manifest, captions=True,
+                           reads=("manifest", "root", "on_error", "clips_per_video")))
+register_source(DataSource("shards", shards, captions=True, streams_image_frames=True,
+                           reads=("shards", "shuffle_buffer", "clips_per_video", "captions", "on_error")))
