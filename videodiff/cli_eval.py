@@ -1,5 +1,5 @@
 """Command line for evaluation: ``videodiff eval`` and ``videodiff train-classifier``. Thin: parse, call
-:mod:`videodiff.evaluate` / :mod:`videodiff.metrics.classifier_train`, report.
+:mod:`videodiff.evaluation` / :mod:`videodiff.evaluation.classifier_train`, report.
 
 ``add_subcommands(subparsers)`` registers both on the main ``videodiff`` parser; ``python -m videodiff.cli_eval``
 runs them stand-alone.
@@ -22,7 +22,7 @@ def _command(args) -> str:
 
 
 def _cmd_train_classifier(args) -> int:
-    from .metrics.classifier_train import load_classifier_config, train_classifier
+    from .evaluation.classifier_train import load_classifier_config, train_classifier
 
     cfg = load_classifier_config(args.preset, args.config, args.overrides)
     command = _command(args)
@@ -36,7 +36,7 @@ def _cmd_train_classifier(args) -> int:
 
 
 def _parse_metrics(text: str) -> list[str]:
-    from .evaluate import METRICS
+    from .evaluation import METRICS
 
     names = [m.strip().lower() for m in text.split(",") if m.strip()]
     bad = [m for m in names if m not in METRICS]
@@ -52,7 +52,7 @@ _STREAM_FLAGS = {"resize": None, "clip_sampling": "first", "clips_per_video": No
 def _clip_spec(args, metrics):
     """The clip spec of a streamed evaluation, or None for sets loaded whole (--no-stream, paired metrics,
     --checkpoint); flags that only streaming honours are refused there rather than ignored."""
-    from .clip_source import ClipSpec
+    from .evaluation.clip_source import ClipSpec
     from .metrics.paired import PAIRED_METRICS
 
     given = [f"--{k.replace('_', '-')}" for k, d in _STREAM_FLAGS.items() if getattr(args, k) != d]
@@ -69,7 +69,7 @@ def _clip_spec(args, metrics):
 
 
 def _cmd_eval(args) -> int:
-    from .evaluate import evaluate_checkpoint, evaluate_paths, format_results, write_results
+    from .evaluation import evaluate_checkpoint, evaluate_paths, format_results, write_results
 
     metrics = _parse_metrics(args.metrics)
     # Everything that can be checked is checked before videos are read or sampled
@@ -112,7 +112,7 @@ def _cmd_eval(args) -> int:
 
 def add_subcommands(sub) -> None:
     """Register ``eval`` and ``train-classifier`` on ``videodiff``'s subparsers."""
-    from .evaluate import METRICS
+    from .evaluation import METRICS
 
     p = sub.add_parser("eval", help="FVD / FID / IS / classifier-FVD / classifier-IS of videos or of a checkpoint; "
                                           "PSNR / SSIM of paired videos",

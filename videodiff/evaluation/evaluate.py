@@ -1,5 +1,5 @@
 """Evaluation of generated videos against real ones (paper Sec. 4): FVD, FID/IS (avg and first), classifier-FVD and
-classifier-IS with their protocol records, between video sets loaded by :mod:`videodiff.video_sets`.
+classifier-IS with their protocol records, between video sets loaded by :mod:`videodiff.evaluation.video_sets`.
 
 :func:`compute_metrics` measures any of ``METRICS`` between two such sets:
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .metrics.paired import PAIRED_METRICS, check_pairs, paired_metrics
+from ..metrics.paired import PAIRED_METRICS, check_pairs, paired_metrics
 from .video_sets import VideoSet, dataset_videos, find_grid, load_video_set, parse_grid, tensor_to_uint8
 
 __all__ = ["METRICS", "VideoSet", "load_video_set", "parse_grid", "find_grid", "tensor_to_uint8", "dataset_videos",
@@ -38,8 +38,8 @@ def _check_metrics(metrics) -> list[str]:
 
 
 def _fvd(real, fake, repeat: bool, batch_size, cache_dir, device, progress) -> dict:
-    from .metrics.fvd import fvd
-    from .metrics.i3d import MIN_FRAMES, load_i3d, repeat_factor
+    from ..metrics.fvd import fvd
+    from ..metrics.i3d import MIN_FRAMES, load_i3d, repeat_factor
 
     k = repeat_factor(min(real.shape[1], fake.shape[1]), repeat)
     if k > 1:
@@ -47,7 +47,7 @@ def _fvd(real, fake, repeat: bool, batch_size, cache_dir, device, progress) -> d
     model = load_i3d().to(device)
     res = fvd(real, fake, model, batch_size=batch_size, cache_dir=None if cache_dir is None else str(cache_dir),
               progress=progress)
-    from .metrics.fvd import reference_check
+    from ..metrics.fvd import reference_check
 
     protocol = {**res.protocol, "frames_repeated": k, "i3d_reference": reference_check(model, batch_size)}
     if k > 1:
@@ -57,15 +57,15 @@ def _fvd(real, fake, repeat: bool, batch_size, cache_dir, device, progress) -> d
 
 def _is_dict(scores, splits=(1, 10)) -> dict:
     """IS@k (mean, std over k splits) for the split counts that leave >= 2 samples per split."""
-    from .metrics.classifier import usable_splits
-    from .metrics.inception_score import inception_score
+    from ..metrics.classifier import usable_splits
+    from ..metrics.inception_score import inception_score
 
     return {f"IS@{k}": list(inception_score(scores, k)) for k in usable_splits(len(scores), splits)}
 
 
 def _inception_metrics(metrics, real, fake, path, batch_size, device, progress) -> dict:
-    from .metrics.fid import activations, fid_from_features, protocol_record
-    from .metrics.inception import load_inception
+    from ..metrics.fid import activations, fid_from_features, protocol_record
+    from ..metrics.inception import load_inception
 
     if path is None:
         raise ValueError(f"{' and '.join(m for m in metrics if m in ('fid', 'is'))} need InceptionV3 weights: pass "
@@ -88,9 +88,9 @@ def _inception_metrics(metrics, real, fake, path, batch_size, device, progress) 
 
 
 def _classifier_metrics(metrics, real, fake, name, batch_size, device, progress) -> dict:
-    from .metrics.classifier import (classifier_outputs, default_classifier_name, load_classifier,
+    from ..metrics.classifier import (classifier_outputs, default_classifier_name, load_classifier,
                                      protocol_record)
-    from .metrics.frechet import frechet_distance_from_features
+    from ..metrics.frechet import frechet_distance_from_features
 
     name = name or default_classifier_name(fake.shape[1], fake.shape[2])
     model = load_classifier(name, device=device)
@@ -120,7 +120,7 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, metrics=("fvd", "cfvd"),
     fake and the real set), ``cfvd``, ``cis``, ``psnr``, ``ssim`` (:func:`videodiff.metrics.paired.paired_metrics`:
     the sets pair by order). Options are checked before any network runs.
     """
-    from .pipeline import pick_device
+    from ..pipeline import pick_device
 
     metrics = _check_metrics(metrics)
     dev = pick_device(device)
@@ -153,7 +153,7 @@ def _header(real: VideoSet, fake: VideoSet) -> dict:
 
 
 def _header_from(real: dict, fake: dict) -> dict:
-    from . import __version__
+    from .. import __version__
 
     return {"real": real, "fake": fake, "videodiff_version": __version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -162,12 +162,12 @@ def _header_from(real: dict, fake: dict) -> dict:
 def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None, grid_rows=None, grid_cols=None,
                    progress: bool = False, clip_spec=None, **kw) -> dict:
     """Load two sets (:func:`load_video_set`) and :func:`compute_metrics`; returns the sets' descriptions and
-    ``"metrics"``. With ``clip_spec`` (a :class:`videodiff.clip_source.ClipSpec`; its ``frames`` and ``num``
-    win) the sets are streamed instead (:func:`videodiff.eval_stream.evaluate_paths_streamed`): folders of videos
+    ``"metrics"``. With ``clip_spec`` (a :class:`videodiff.evaluation.clip_source.ClipSpec`; its ``frames`` and ``num``
+    win) the sets are streamed instead (:func:`videodiff.evaluation.stream.evaluate_paths_streamed`): folders of videos
     are decoded clip by clip and only features are kept."""
     metrics = _check_metrics(metrics)
     if clip_spec is not None:
-        from .eval_stream import evaluate_paths_streamed
+        from .stream import evaluate_paths_streamed
 
         return evaluate_paths_streamed(real, fake, metrics, spec=clip_spec, grid_rows=grid_rows,
                                        grid_cols=grid_cols, progress=progress, **kw)
@@ -186,7 +186,7 @@ def evaluate_checkpoint(checkpoint, metrics=("fvd", "cfvd"), *, real=None, num: 
     """Sample ``num`` videos from a checkpoint and evaluate them against ``real`` (a path) or, by default,
     the first ``num`` clips of the held-out (test) split of the checkpoint's data config. ``precision`` and
     ``compile``: as :func:`videodiff.pipeline.load_model` (recorded with the samples)."""
-    from .pipeline import load_model, sample_videos
+    from ..pipeline import load_model, sample_videos
 
     metrics = _check_metrics(metrics)
     if set(metrics) & set(PAIRED_METRICS):

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from ..data import DataConfig, build_dataset, collate_clips
 from ..data.moving_mnist import DIRECTIONS
-from .classifier import (NUM_CLASSES, ClassifierConfig, VideoClassifier, classifier_outputs, digit_sets,
+from ..metrics.classifier import (NUM_CLASSES, ClassifierConfig, VideoClassifier, classifier_outputs, digit_sets,
                          normalize_levels, save_classifier)
 
 __all__ = ["ClassifierTrainConfig", "ClassifierExperiment", "PRESETS", "load_classifier_config",
@@ -242,7 +242,7 @@ def train_classifier(cfg: ClassifierExperiment, out_dir: str | Path, *, command:
               "experiment": config_to_dict(cfg), "command": command, "torch": torch.__version__}
     path = save_classifier(model, out_dir / "classifier.safetensors", record)
     # Score the weights as they are stored (float16 -> float32), i.e. exactly what load_classifier returns.
-    from .classifier import load_classifier
+    from ..metrics.classifier import load_classifier
 
     stored = load_classifier(path)
     record["test_accuracy"] = evaluate_classifier(stored, cfg.data, "test", tc.eval_clips, progress=progress)

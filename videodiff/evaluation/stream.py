@@ -1,8 +1,8 @@
-"""Evaluation that streams (issue 17): the metrics of :mod:`videodiff.evaluate` between two clip sources
-(:mod:`videodiff.clip_source`), with features computed chunk by chunk so that only features are kept.
+"""Evaluation that streams (issue 17): the metrics of :mod:`.evaluate` between two clip sources
+(:mod:`.clip_source`), with features computed chunk by chunk so that only features are kept.
 
-The numbers equal those of :func:`videodiff.evaluate.compute_metrics` on the same clips held whole (each network
-sees the same clips; only the batching differs, within float32 rounding). Paired metrics (psnr, ssim) need both
+The numbers equal those of :func:`.evaluate.compute_metrics` on the same clips held whole (each network sees the
+same clips; only the batching differs, within float32 rounding). Paired metrics (psnr, ssim) need both
 sets whole and are not streamed. The results carry a ``protocol`` with the clip spec (frames, frameskip, resize
 and crop, sampling, seed, clip counts, files seen and skipped), and FVD carries the I3D reference check.
 """
@@ -16,14 +16,14 @@ import numpy as np
 import torch
 
 from .clip_source import RESIZE_METHOD, ArrayClips, ClipSpec, FolderClips
-from .metrics.paired import PAIRED_METRICS
+from ..metrics.paired import PAIRED_METRICS
 
 __all__ = ["open_clips", "compute_metrics_streamed", "evaluate_paths_streamed"]
 
 
 def open_clips(path, spec: ClipSpec, *, what: str = "path", grid_rows=None, grid_cols=None, progress: bool = False):
     """A folder of video files -> :class:`FolderClips` (decoded clip by clip); anything else (tensor, grid video,
-    run directory, folder of tensors) is loaded whole by :func:`videodiff.video_sets.load_video_set` ->
+    run directory, folder of tensors) is loaded whole by :func:`videodiff.evaluation.video_sets.load_video_set` ->
     :class:`ArrayClips`."""
     from .video_sets import ARRAY_FILES, VIDEO_FILES, _run_samples, load_video_set
 
@@ -65,14 +65,14 @@ def _need_inception(metrics) -> str:
 
 def _extractors(metrics, shapes, *, inception, classifier, fvd_repeat_frames, batch_size, cache_dir, device):
     """{family: (model, fn(chunk) -> {name: features})} for the metric families asked for."""
-    from .metrics.i3d import repeat_factor
+    from ..metrics.i3d import repeat_factor
 
     out = {}
     t = min(s[0] for s in shapes)
     if "fvd" in metrics:
         k = repeat_factor(t, fvd_repeat_frames, "clips")
-        from .metrics import i3d
-        from .metrics.fvd import cached_i3d_features
+        from ..metrics import i3d
+        from ..metrics.fvd import cached_i3d_features
 
         model = i3d.load_i3d().to(device)
 
@@ -82,7 +82,7 @@ def _extractors(metrics, shapes, *, inception, classifier, fvd_repeat_frames, ba
                                                batch_size=batch_size, progress=False)}
         out["fvd"] = (model, fvd_fn, k)
     if "cfvd" in metrics or "cis" in metrics:
-        from .metrics.classifier import classifier_outputs, default_classifier_name, load_classifier
+        from ..metrics.classifier import classifier_outputs, default_classifier_name, load_classifier
 
         name = classifier or default_classifier_name(shapes[1][0], shapes[1][1])
         model = load_classifier(name, device=device)
@@ -96,8 +96,8 @@ def _extractors(metrics, shapes, *, inception, classifier, fvd_repeat_frames, ba
             return {"clf_features": o["features"], "clf_logits": o["digit_logits"]}
         out["classifier"] = (model, clf_fn, None)
     if "fid" in metrics or "is" in metrics:
-        from .metrics.fid import activations
-        from .metrics.inception import load_inception
+        from ..metrics.fid import activations
+        from ..metrics.inception import load_inception
 
         if inception is None:
             raise ValueError(_need_inception(metrics))
@@ -128,10 +128,10 @@ def _features(chunks, extractors) -> dict:
 def compute_metrics_streamed(real, fake, metrics=("fvd", "cfvd"), *, inception=None, classifier=None,
                              fvd_repeat_frames: bool = False, batch_size: int = 16, cache_dir=None,
                              device: str = "auto", progress: bool = False) -> dict:
-    """:func:`videodiff.evaluate.compute_metrics` between two clip sources (:func:`open_clips`), chunk by chunk."""
+    """:func:`.evaluate.compute_metrics` between two clip sources (:func:`open_clips`), chunk by chunk."""
     from .evaluate import _check_metrics, _is_dict
-    from .metrics.frechet import frechet_distance_from_features
-    from .pipeline import pick_device
+    from ..metrics.frechet import frechet_distance_from_features
+    from ..pipeline import pick_device
 
     metrics = _check_metrics(metrics)
     paired = [m for m in metrics if m in PAIRED_METRICS]
@@ -157,7 +157,7 @@ def compute_metrics_streamed(real, fake, metrics=("fvd", "cfvd"), *, inception=N
     r, f = _stub(real.count, shape_r), _stub(fake.count, shape_f)
     results: dict = {}
     if "classifier" in ex:
-        from .metrics.classifier import protocol_record
+        from ..metrics.classifier import protocol_record
 
         model = ex["classifier"][0]
         if "cfvd" in metrics:
@@ -168,7 +168,7 @@ def compute_metrics_streamed(real, fake, metrics=("fvd", "cfvd"), *, inception=N
                               "protocol": {**protocol_record("cIS", model, real=r, fake=f),
                                            "splits_requested": [1, 10], "max_value": 10 / model.cfg.num_digits}}
     if "inception" in ex:
-        from .metrics.fid import protocol_record
+        from ..metrics.fid import protocol_record
 
         model = ex["inception"][0]
         for frames in ("avg", "first"):
@@ -182,8 +182,8 @@ def compute_metrics_streamed(real, fake, metrics=("fvd", "cfvd"), *, inception=N
                     "protocol": {**protocol_record(f"IS-{frames}", f, None, model, frames), "reduce": "logits",
                                  "splits_requested": [1, 10]}}
     if "fvd" in ex:
-        from .metrics.fvd import protocol_record, reference_check
-        from .metrics.i3d import MIN_FRAMES
+        from ..metrics.fvd import protocol_record, reference_check
+        from ..metrics.i3d import MIN_FRAMES
 
         model, _, k = ex["fvd"]
         rk, fk = _stub(real.count, (shape_r[0] * k, *shape_r[1:])), _stub(fake.count, (shape_f[0] * k, *shape_f[1:]))
@@ -198,7 +198,7 @@ def compute_metrics_streamed(real, fake, metrics=("fvd", "cfvd"), *, inception=N
 
 def evaluate_paths_streamed(real, fake, metrics=("fvd", "cfvd"), *, spec: ClipSpec, grid_rows=None, grid_cols=None,
                             progress: bool = False, **kw) -> dict:
-    """:func:`videodiff.evaluate.evaluate_paths`, streamed: the sets' descriptions, ``"protocol"`` (how the clips
+    """:func:`.evaluate.evaluate_paths`, streamed: the sets' descriptions, ``"protocol"`` (how the clips
     were cut) and ``"metrics"``."""
     from .evaluate import _check_metrics, _header_from
 
