@@ -68,9 +68,9 @@ def _header_from(real: dict, fake: dict) -> dict:
 def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None, grid_rows=None, grid_cols=None,
                    progress: bool = False, clip_spec=None, **kw) -> dict:
     """Load two sets (:func:`load_video_set`) and :func:`compute_metrics`; returns the sets' descriptions and
-    ``"metrics"``. With ``clip_spec`` (a :class:`videodiff.evaluation.clip_source.ClipSpec`; its ``frames`` and ``num``
-    win) the sets are streamed instead (:func:`videodiff.evaluation.stream.evaluate_paths_streamed`): folders of videos
-    are decoded clip by clip and only features are kept."""
+    ``"metrics"``. With ``clip_spec`` (a :class:`.clip_source.ClipSpec`; its ``frames`` and ``num`` win) the sets
+    are streamed instead (:func:`.stream.evaluate_paths_streamed`): folders of videos are decoded clip by clip and
+    only features are kept."""
     metrics = check_metric_names(metrics)
     if clip_spec is not None:
         from .stream import evaluate_paths_streamed

@@ -66,7 +66,8 @@ def _fvd(ctx, real, fake) -> dict:
     protocol = {**protocol_record(r, f, model, "tf1"), "frames_repeated": k,
                 "i3d_reference": reference_check(model, ctx.batch_size)}
     if k > 1:
-        protocol["note"] = f"every frame repeated {k} times to reach I3D's {MIN_FRAMES}: not comparable with published FVD"
+        protocol["note"] = (f"every frame repeated {k} times to reach I3D's {MIN_FRAMES}: not comparable with "
+                            f"published FVD")
     return {"fvd": {"value": _frechet(real, fake, "i3d"), "protocol": protocol}}
 
 
