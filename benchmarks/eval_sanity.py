@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from videodiff.data.transforms import center_crop_square, resize_frames
-from videodiff.evaluate import dataset_videos, tensor_to_uint8
+from videodiff.evaluation import dataset_videos, tensor_to_uint8
 from videodiff.io import read_video
 from videodiff.metrics.classifier import classifier_outputs, default_classifier_name, load_classifier
 from videodiff.metrics.frechet import frechet_distance_from_features

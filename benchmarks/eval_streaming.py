@@ -48,7 +48,7 @@ def make_folders(out: Path, n: int, seed: int = 0) -> dict:
     import torch.nn.functional as F
 
     from videodiff.data import DataConfig
-    from videodiff.evaluate import dataset_videos
+    from videodiff.evaluation import dataset_videos
     from videodiff.io import write_video
 
     rng = np.random.default_rng(seed)

@@ -19,7 +19,7 @@ Writes ``results.json``, ``table.md`` and ``curve.png`` into ``--out-dir`` and p
     python benchmarks/solver_steps.py
 
 ``--checkpoint RUN`` instead samples a trained model at each (sampler, steps) and scores the samples with the
-project's Moving MNIST classifier against the held-out clips (cFVD and cIS, :mod:`videodiff.evaluate`); the loop is
+project's Moving MNIST classifier against the held-out clips (cFVD and cIS, :mod:`videodiff.evaluation`); the loop is
 :func:`quality_vs_steps`, reusable with any denoiser and metric.
 """
 
@@ -155,9 +155,9 @@ def run_gaussian(args) -> dict:
 
 
 def run_checkpoint(args) -> dict:
-    from videodiff.evaluate import compute_metrics
+    from videodiff.evaluation import compute_metrics
     from videodiff.pipeline import load_model
-    from videodiff.video_sets import dataset_videos, tensor_to_uint8
+    from videodiff.evaluation.video_sets import dataset_videos, tensor_to_uint8
 
     loaded = load_model(args.checkpoint, device=args.device, precision="fp32")
     cfg = loaded.config

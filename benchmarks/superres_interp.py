@@ -215,7 +215,7 @@ def _i3d_fvd(results: dict, videos: dict, truth: torch.Tensor, ref: torch.Tensor
     printed and stored as ``fvd_i3d``."""
     from videodiff.metrics.fvd import extract_i3d_features
     from videodiff.metrics.i3d import load_i3d
-    from videodiff.video_sets import tensor_to_uint8
+    from videodiff.evaluation.video_sets import tensor_to_uint8
 
     model = load_i3d()
     feats = lambda v: extract_i3d_features(tensor_to_uint8(v.clamp(-1, 1)), model, progress=False)  # noqa: E731

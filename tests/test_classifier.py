@@ -9,7 +9,7 @@ from videodiff.data import DataConfig, build_dataset
 from videodiff.metrics.classifier import (ClassifierConfig, VideoClassifier, available_classifiers,
                                          default_classifier_name, digit_accuracy, direction_accuracy,
                                          load_classifier, predict, save_classifier)
-from videodiff.metrics.classifier_train import (_targets, augment, classifier_losses, load_classifier_config,
+from videodiff.evaluation.classifier_train import (_targets, augment, classifier_losses, load_classifier_config,
                                                train_classifier)
 
 # Held-out accuracy of the shipped checkpoints on the test split (clips made of MNIST digits never seen in

@@ -1,4 +1,4 @@
-"""videodiff.evaluate and `videodiff eval`: video-set loading (grids, tensors, folders, runs), classifier-FVD/IS,
+"""videodiff.evaluation and `videodiff eval`: video-set loading (grids, tensors, folders, runs), classifier-FVD/IS,
 clear errors, and the CLI end to end on tiny inputs."""
 import json
 
@@ -8,7 +8,7 @@ import torch
 
 from videodiff.cli import main
 from videodiff.data import DataConfig
-from videodiff.evaluate import (compute_metrics, dataset_videos, find_grid, load_video_set, parse_grid,
+from videodiff.evaluation import (compute_metrics, dataset_videos, find_grid, load_video_set, parse_grid,
                                 tensor_to_uint8)
 from videodiff.io import read_video, save_video_grid, write_video
 from videodiff.metrics.classifier import classifier_fvd, classifier_inception_score, load_classifier

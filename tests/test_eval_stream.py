@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-import videodiff.clip_source as cs
+import videodiff.evaluation.clip_source as cs
 from videodiff.cli import main
-from videodiff.clip_source import ClipSpec, FolderClips, plan_starts
+from videodiff.evaluation.clip_source import ClipSpec, FolderClips, plan_starts
 from videodiff.data import DataConfig
-from videodiff.evaluate import compute_metrics, dataset_videos, evaluate_paths
+from videodiff.evaluation import compute_metrics, dataset_videos, evaluate_paths
 from videodiff.io import write_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -158,6 +158,6 @@ def test_fvd_protocol_reports_clip_counts_and_the_i3d_reference_check(tmp_path, 
     p = res["metrics"]["fvd"]["protocol"]
     assert p["num_real"] == 5 and p["num_fake"] == 4 and p["frames_real"] == 12 and p["frames_repeated"] == 1
     assert p["i3d_reference"]["tfhub_weights"] is False and p["i3d_reference"]["value"] is None
-    from videodiff.evaluate import format_results
+    from videodiff.evaluation import format_results
 
     assert "5 real / 4 fake clips; not the TF-Hub I3D weights" in format_results(res)

@@ -252,7 +252,7 @@ def test_a_mixed_folder_fails_from_the_headers_naming_the_files(tmp_path, monkey
 
     import videodiff.io as vio
     from videodiff.io import write_video
-    from videodiff.video_sets import load_video_set
+    from videodiff.evaluation.video_sets import load_video_set
 
     write_video(tmp_path / "a.mp4", np.zeros((12, 32, 32, 3), np.uint8), fps=8)
     write_video(tmp_path / "b.mp4", np.zeros((10, 32, 32, 3), np.uint8), fps=8)

@@ -1,5 +1,5 @@
 """Command line for evaluation: ``videodiff eval`` and ``videodiff train-classifier``. Thin: parse, call
-:mod:`videodiff.evaluate` / :mod:`videodiff.metrics.classifier_train`, report.
+:mod:`videodiff.evaluation` / :mod:`videodiff.evaluation.classifier_train`, report.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _command(args) -> str:
 
 
 def _cmd_train_classifier(args) -> int:
-    from ..metrics.classifier_train import load_classifier_config, train_classifier
+    from ..evaluation.classifier_train import load_classifier_config, train_classifier
 
     cfg = load_classifier_config(args.preset, args.config, args.overrides)
     command = _command(args)
@@ -33,13 +33,9 @@ def _cmd_train_classifier(args) -> int:
 
 
 def _parse_metrics(text: str) -> list[str]:
-    from ..evaluate import METRICS
+    from ..metrics.registry import check_metric_names
 
-    names = [m.strip().lower() for m in text.split(",") if m.strip()]
-    bad = [m for m in names if m not in METRICS]
-    if bad or not names:
-        raise ValueError(f"--metrics: unknown metric {bad[0] if bad else text!r}; choose from {', '.join(METRICS)}")
-    return names
+    return check_metric_names([m.strip() for m in text.split(",") if m.strip()], flag="--metrics", given=text)
 
 
 _STREAM_FLAGS = {"resize": None, "clip_sampling": "first", "clips_per_video": None, "frameskip": 1,
@@ -49,12 +45,12 @@ _STREAM_FLAGS = {"resize": None, "clip_sampling": "first", "clips_per_video": No
 def _clip_spec(args, metrics):
     """The clip spec of a streamed evaluation, or None for sets loaded whole (--no-stream, paired metrics,
     --checkpoint); flags that only streaming honours are refused there rather than ignored."""
-    from ..clip_source import ClipSpec
-    from ..metrics.paired import PAIRED_METRICS
+    from ..evaluation.clip_source import ClipSpec
+    from ..metrics.registry import paired_names
 
     given = [f"--{k.replace('_', '-')}" for k, d in _STREAM_FLAGS.items() if getattr(args, k) != d]
     why = ("--no-stream" if args.no_stream else "--checkpoint" if args.checkpoint is not None else
-           "paired metrics (psnr, ssim)" if set(metrics) & set(PAIRED_METRICS) else None)
+           "paired metrics (psnr, ssim)" if paired_names(metrics) else None)
     if why is not None:
         if given:
             raise ValueError(f"{', '.join(given)} apply to streamed evaluation of --real/--fake, which {why} "
@@ -66,7 +62,7 @@ def _clip_spec(args, metrics):
 
 
 def _cmd_eval(args) -> int:
-    from ..evaluate import evaluate_checkpoint, evaluate_paths, format_results, write_results
+    from ..evaluation import evaluate_checkpoint, evaluate_paths, format_results, write_results
 
     metrics = _parse_metrics(args.metrics)
     # Everything that can be checked is checked before videos are read or sampled
@@ -109,7 +105,7 @@ def _cmd_eval(args) -> int:
 
 def add_subcommands(sub) -> None:
     """Register ``eval`` and ``train-classifier`` on ``videodiff``'s subparsers."""
-    from ..evaluate import METRICS
+    from ..metrics.registry import metric_names
 
     p = sub.add_parser("eval", help="FVD / FID / IS / classifier-FVD / classifier-IS of videos or of a checkpoint; "
                                           "PSNR / SSIM of paired videos",
@@ -123,7 +119,8 @@ def add_subcommands(sub) -> None:
                         "videos there)")
     p.add_argument("--fake", type=Path, help="generated videos")
     p.add_argument("--checkpoint", type=Path, help="sample the fake set from this run directory or checkpoint")
-    p.add_argument("--metrics", default="fvd,cfvd", help=f"comma-separated, from {','.join(METRICS)} (default fvd,cfvd)")
+    p.add_argument("--metrics", default="fvd,cfvd",
+                   help=f"comma-separated, from {','.join(metric_names())} (default fvd,cfvd)")
     p.add_argument("--frames", type=int, default=None, help="use the first N frames of every video (default: all)")
     p.add_argument("--num", "--num-clips", dest="num", type=int, default=2048,
                    help="clips (videos) per set (default 2048; fewer if fewer exist)")

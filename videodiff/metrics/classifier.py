@@ -2,7 +2,7 @@
 
 The paper evaluates with networks trained on real data (I3D for FVD, InceptionV3 / C3D for FID and IS, Sec. 4).
 None of them knows Moving MNIST, and only I3D ships here, so this module gives the built-in data its own
-evaluation network, trained by the project (:mod:`videodiff.metrics.classifier_train`) on the train split
+evaluation network, trained by the project (:mod:`videodiff.evaluation.classifier_train`) on the train split
 and measured on the held-out split (clips made of MNIST digits never seen in training):
 
 * **digits**: 10 logits whose softmax is trained towards the uniform distribution over the digit classes

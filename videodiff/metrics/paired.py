@@ -30,7 +30,7 @@ import torch
 __all__ = ["psnr", "ssim", "frame_pair_metrics", "mean_ci", "ssim_window", "PAIRED_METRICS", "check_pairs",
            "paired_metrics"]
 
-PAIRED_METRICS = ("psnr", "ssim")  # the names `videodiff eval --metrics` accepts for paired sets
+PAIRED_METRICS = ("psnr", "ssim")  # what paired_metrics computes (registry entries: metrics/builtin.py)
 WINDOW, SIGMA, K1, K2 = 11, 1.5, 0.01, 0.03  # Wang et al. 2004
 
 

@@ -49,6 +49,7 @@ from .distributed import (DistEnv, GlobalIndexStream, RankSlice, checksum_across
                           wrap_ddp)
 from .ema import EMA
 from .loggers import Loggers
+from .lr import lr_at
 from .randomness import draw_step_noise, seed_dropout
 from .report import MetricsLog, plot_loss
 
@@ -105,11 +106,6 @@ def _out_of_time(t_start: float, max_seconds: float, env: DistEnv, device) -> bo
         return False
     late = torch.tensor(float(time.perf_counter() - t_start >= max_seconds), device=device)
     return bool(env.all_sum(late).item() > 0)
-
-
-def lr_at(step: int, tc) -> float:
-    """Learning rate for optimizer step ``step`` (0-based): linear warm-up over ``warmup_steps``, then constant."""
-    return tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
 
 
 @dataclasses.dataclass

@@ -1,7 +1,8 @@
 """Evaluation of generated videos against real ones (paper Sec. 4): FVD, FID/IS (avg and first), classifier-FVD and
-classifier-IS with their protocol records, between video sets loaded by :mod:`videodiff.video_sets`.
+classifier-IS with their protocol records, between video sets loaded by :mod:`videodiff.evaluation.video_sets`.
 
-:func:`compute_metrics` measures any of ``METRICS`` between two such sets:
+:func:`compute_metrics` measures any registered metric (:mod:`videodiff.metrics.registry`; the built-in ones,
+``METRICS``, are entries of :mod:`videodiff.metrics.builtin`) between two such sets:
 
 * ``fvd``: I3D (TF-Hub weights, :mod:`videodiff.metrics.fvd`); it needs >= 9 frames. ``fvd_repeat_frames``
   repeats every frame ``ceil(9 / F)`` times for shorter videos (recorded, not comparable with published FVD);
@@ -20,95 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .metrics.paired import PAIRED_METRICS, check_pairs, paired_metrics
+from ..metrics.paired import check_pairs
+from ..metrics.registry import MetricRun, check_metric_names, metric_names, paired_names
 from .video_sets import VideoSet, dataset_videos, find_grid, load_video_set, parse_grid, tensor_to_uint8
 
 __all__ = ["METRICS", "VideoSet", "load_video_set", "parse_grid", "find_grid", "tensor_to_uint8", "dataset_videos",
            "compute_metrics", "evaluate_paths", "evaluate_checkpoint", "format_results", "write_results"]
 
-METRICS = ("fvd", "fid", "is", "cfvd", "cis") + PAIRED_METRICS
-
-
-def _check_metrics(metrics) -> list[str]:
-    metrics = [m.lower() for m in metrics]
-    bad = [m for m in metrics if m not in METRICS]
-    if bad or not metrics:
-        raise ValueError(f"unknown metric {bad[0] if bad else None!r}; choose from {', '.join(METRICS)}")
-    return metrics
-
-
-def _fvd(real, fake, repeat: bool, batch_size, cache_dir, device, progress) -> dict:
-    from .metrics.fvd import fvd
-    from .metrics.i3d import MIN_FRAMES, load_i3d, repeat_factor
-
-    k = repeat_factor(min(real.shape[1], fake.shape[1]), repeat)
-    if k > 1:
-        real, fake = np.repeat(real, k, axis=1), np.repeat(fake, k, axis=1)
-    model = load_i3d().to(device)
-    res = fvd(real, fake, model, batch_size=batch_size, cache_dir=None if cache_dir is None else str(cache_dir),
-              progress=progress)
-    from .metrics.fvd import reference_check
-
-    protocol = {**res.protocol, "frames_repeated": k, "i3d_reference": reference_check(model, batch_size)}
-    if k > 1:
-        protocol["note"] = f"every frame repeated {k} times to reach I3D's {MIN_FRAMES}: not comparable with published FVD"
-    return {"value": res.value, "protocol": protocol}
-
-
-def _is_dict(scores, splits=(1, 10)) -> dict:
-    """IS@k (mean, std over k splits) for the split counts that leave >= 2 samples per split."""
-    from .metrics.classifier import usable_splits
-    from .metrics.inception_score import inception_score
-
-    return {f"IS@{k}": list(inception_score(scores, k)) for k in usable_splits(len(scores), splits)}
-
-
-def _inception_metrics(metrics, real, fake, path, batch_size, device, progress) -> dict:
-    from .metrics.fid import activations, fid_from_features, protocol_record
-    from .metrics.inception import load_inception
-
-    if path is None:
-        raise ValueError(f"{' and '.join(m for m in metrics if m in ('fid', 'is'))} need InceptionV3 weights: pass "
-                         f"--inception PATH (pytorch-fid's pt_inception-2015-12-05 .pth; no package ships them)")
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--inception {path}: no such file")
-    model = load_inception(str(path)).to(device).eval()
-    out = {}
-    for frames in ("avg", "first"):
-        act_f = activations(fake, model, frames, batch_size, progress)
-        act_r = activations(real, model, frames, batch_size, progress)
-        if "fid" in metrics:
-            out[f"fid_{frames}"] = {"value": fid_from_features(act_r["pool"], act_f["pool"]),
-                                    "protocol": protocol_record(f"FID-{frames}", real, fake, model, frames)}
-        if "is" in metrics:
-            out[f"is_{frames}"] = {"fake": _is_dict(act_f["logits"]), "real": _is_dict(act_r["logits"]),
-                                   "protocol": {**protocol_record(f"IS-{frames}", fake, None, model, frames),
-                                                "reduce": "logits", "splits_requested": [1, 10]}}
-    return out
-
-
-def _classifier_metrics(metrics, real, fake, name, batch_size, device, progress) -> dict:
-    from .metrics.classifier import (classifier_outputs, default_classifier_name, load_classifier,
-                                     protocol_record)
-    from .metrics.frechet import frechet_distance_from_features
-
-    name = name or default_classifier_name(fake.shape[1], fake.shape[2])
-    model = load_classifier(name, device=device)
-    for label, v in (("real", real), ("fake", fake)):
-        if v.shape[1] < model.cfg.num_frames:
-            raise ValueError(f"classifier {model.name} needs {model.cfg.num_frames} frames, the {label} videos have "
-                             f"{v.shape[1]}; pass --classifier with a shorter one")
-    out_f = classifier_outputs(fake, model, max(batch_size, 32), progress)
-    out_r = classifier_outputs(real, model, max(batch_size, 32), progress)
-    out = {}
-    if "cfvd" in metrics:
-        out["cfvd"] = {"value": frechet_distance_from_features(out_r["features"], out_f["features"]),
-                       "protocol": protocol_record("cFVD", model, real=real, fake=fake)}
-    if "cis" in metrics:
-        out["cis"] = {"fake": _is_dict(out_f["digit_logits"]), "real": _is_dict(out_r["digit_logits"]),
-                      "protocol": {**protocol_record("cIS", model, real=real, fake=fake), "splits_requested": [1, 10],
-                                   "max_value": 10 / model.cfg.num_digits}}
-    return out
+METRICS = metric_names()  # the built-in names; --metrics accepts every registered one (metrics.registry)
 
 
 def compute_metrics(real: np.ndarray, fake: np.ndarray, metrics=("fvd", "cfvd"), *, inception=None,
@@ -118,34 +38,20 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, metrics=("fvd", "cfvd"),
 
     Names: ``fvd``, ``fid_avg``/``fid_first``, ``is_avg``/``is_first`` (IS@1, IS@10 as (mean, std) of the
     fake and the real set), ``cfvd``, ``cis``, ``psnr``, ``ssim`` (:func:`videodiff.metrics.paired.paired_metrics`:
-    the sets pair by order). Options are checked before any network runs.
+    the sets pair by order), and those of any metric registered since (:mod:`videodiff.metrics.registry`).
+    Options are checked before any network runs.
     """
-    from .pipeline import pick_device
+    from ..pipeline import pick_device
 
-    metrics = _check_metrics(metrics)
-    dev = pick_device(device)
+    metrics = check_metric_names(metrics)
+    run = MetricRun(metrics, inception=inception, classifier=classifier, fvd_repeat_frames=fvd_repeat_frames,
+                    batch_size=batch_size, cache_dir=cache_dir, device=pick_device(device), progress=progress)
     for label, v in (("real", real), ("fake", fake)):
         if v.ndim != 5 or v.shape[-1] != 3 or v.dtype != np.uint8:
             raise ValueError(f"{label} videos must be uint8 (N, F, H, W, 3), got {v.dtype} {v.shape}")
-        if len(v) < 2 and set(metrics) - set(PAIRED_METRICS):
-            raise ValueError(f"{label} set has {len(v)} video(s); Fréchet distances need at least 2 per set")
-    if ("fid" in metrics or "is" in metrics) and inception is None:
-        _inception_metrics(metrics, real, fake, None, batch_size, dev, progress)  # raises, naming --inception
-    if "fvd" in metrics and min(real.shape[1], fake.shape[1]) < 9 and not fvd_repeat_frames:
-        _fvd(real[:, :1], fake[:, :1], False, batch_size, cache_dir, dev, progress)  # raises before heavy work
-    paired = [m for m in metrics if m in PAIRED_METRICS]
-    if paired:
-        check_pairs(real, fake)  # before any network runs
-    results: dict = {}
-    if paired:
-        results.update(paired_metrics(real, fake, paired, batch_size=batch_size, device=dev))
-    if "cfvd" in metrics or "cis" in metrics:
-        results.update(_classifier_metrics(metrics, real, fake, classifier, batch_size, dev, progress))
-    if "fid" in metrics or "is" in metrics:
-        results.update(_inception_metrics(metrics, real, fake, inception, batch_size, dev, progress))
-    if "fvd" in metrics:
-        results["fvd"] = _fvd(real, fake, fvd_repeat_frames, batch_size, cache_dir, dev, progress)
-    return results
+    run.check({"real": len(real), "fake": len(fake)})
+    run.load({"real": real.shape[1:4], "fake": fake.shape[1:4]})
+    return run.results(run.features("real", [real], progress), run.features("fake", [fake], progress))
 
 
 def _header(real: VideoSet, fake: VideoSet) -> dict:
@@ -153,7 +59,7 @@ def _header(real: VideoSet, fake: VideoSet) -> dict:
 
 
 def _header_from(real: dict, fake: dict) -> dict:
-    from . import __version__
+    from .. import __version__
 
     return {"real": real, "fake": fake, "videodiff_version": __version__,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -162,19 +68,19 @@ def _header_from(real: dict, fake: dict) -> dict:
 def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None, grid_rows=None, grid_cols=None,
                    progress: bool = False, clip_spec=None, **kw) -> dict:
     """Load two sets (:func:`load_video_set`) and :func:`compute_metrics`; returns the sets' descriptions and
-    ``"metrics"``. With ``clip_spec`` (a :class:`videodiff.clip_source.ClipSpec`; its ``frames`` and ``num``
-    win) the sets are streamed instead (:func:`videodiff.eval_stream.evaluate_paths_streamed`): folders of videos
-    are decoded clip by clip and only features are kept."""
-    metrics = _check_metrics(metrics)
+    ``"metrics"``. With ``clip_spec`` (a :class:`.clip_source.ClipSpec`; its ``frames`` and ``num`` win) the sets
+    are streamed instead (:func:`.stream.evaluate_paths_streamed`): folders of videos are decoded clip by clip and
+    only features are kept."""
+    metrics = check_metric_names(metrics)
     if clip_spec is not None:
-        from .eval_stream import evaluate_paths_streamed
+        from .stream import evaluate_paths_streamed
 
         return evaluate_paths_streamed(real, fake, metrics, spec=clip_spec, grid_rows=grid_rows,
                                        grid_cols=grid_cols, progress=progress, **kw)
     opts = dict(frames=frames, num=num, grid_rows=grid_rows, grid_cols=grid_cols, progress=progress)
     r = load_video_set(real, what="--real", **opts)
     f = load_video_set(fake, what="--fake", **opts)
-    if set(metrics) & set(PAIRED_METRICS):
+    if paired_names(metrics):
         check_pairs(r.videos, f.videos, f"--real {r.source}", f"--fake {f.source}")
     return {**_header(r, f), "metrics": compute_metrics(r.videos, f.videos, metrics, progress=progress, **kw)}
 
@@ -186,11 +92,11 @@ def evaluate_checkpoint(checkpoint, metrics=("fvd", "cfvd"), *, real=None, num: 
     """Sample ``num`` videos from a checkpoint and evaluate them against ``real`` (a path) or, by default,
     the first ``num`` clips of the held-out (test) split of the checkpoint's data config. ``precision`` and
     ``compile``: as :func:`videodiff.pipeline.load_model` (recorded with the samples)."""
-    from .pipeline import load_model, sample_videos
+    from ..pipeline import load_model, sample_videos
 
-    metrics = _check_metrics(metrics)
-    if set(metrics) & set(PAIRED_METRICS):
-        raise ValueError(f"paired metrics ({', '.join(m for m in metrics if m in PAIRED_METRICS)}) compare each fake "
+    metrics = check_metric_names(metrics)
+    if paired_names(metrics):
+        raise ValueError(f"paired metrics ({', '.join(paired_names(metrics))}) compare each fake "
                          f"video with its own real one; --checkpoint samples unconditionally, so nothing pairs: score "
                          f"the output of a task with ground truth with --real TRUTH --fake PRED")
     loaded = load_model(checkpoint, device=device, precision=precision, compile=compile)

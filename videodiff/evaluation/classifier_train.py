@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +27,9 @@ from torch.utils.data import DataLoader
 
 from ..data import DataConfig, build_dataset, collate_clips
 from ..data.moving_mnist import DIRECTIONS
-from .classifier import (NUM_CLASSES, ClassifierConfig, VideoClassifier, classifier_outputs, digit_sets,
-                         normalize_levels, save_classifier)
+from ..metrics.classifier import (NUM_CLASSES, ClassifierConfig, VideoClassifier, classifier_outputs, digit_sets,
+                                  normalize_levels, save_classifier)
+from ..train.lr import lr_at
 
 __all__ = ["ClassifierTrainConfig", "ClassifierExperiment", "PRESETS", "load_classifier_config",
            "train_classifier", "evaluate_classifier", "classifier_losses"]
@@ -183,14 +183,6 @@ def augment(x: torch.Tensor, prob: float, gen: torch.Generator, noise: float = 0
     return v * 2 - 1
 
 
-def lr_at(step: int, tc: ClassifierTrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps``."""
-    if step < tc.warmup_steps:
-        return tc.lr * (step + 1) / tc.warmup_steps
-    frac = (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps)
-    return tc.lr * 0.5 * (1 + math.cos(math.pi * frac))
-
-
 def train_classifier(cfg: ClassifierExperiment, out_dir: str | Path, *, command: str | None = None,
                      progress: bool = True) -> dict:
     """Train on fresh train-split clips, score the held-out split, and write ``out_dir/classifier.safetensors``
@@ -223,7 +215,7 @@ def train_classifier(cfg: ClassifierExperiment, out_dir: str | Path, *, command:
             out = model(normalize_levels(x) if cfg.net.normalize else x)
             loss, parts = classifier_losses(out, soft, direction, mask, tc.direction_weight)
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, tc)
+                group["lr"] = lr_at(step, tc, "cosine")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -231,7 +223,7 @@ def train_classifier(cfg: ClassifierExperiment, out_dir: str | Path, *, command:
             if (step + 1) % tc.log_every == 0 or step + 1 == tc.steps:
                 acc = (out["digit_logits"].argmax(-1)[:, None] == torch.stack(batch["labels"])).any(1).float().mean()
                 rec = {"step": step + 1, "loss": float(loss.detach()), **parts, "batch_top1_in_set": float(acc),
-                       "lr": lr_at(step, tc), "elapsed_s": round(time.perf_counter() - t0, 1)}
+                       "lr": lr_at(step, tc, "cosine"), "elapsed_s": round(time.perf_counter() - t0, 1)}
                 with log_path.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}", acc=f"{float(acc):.2f}")
@@ -242,7 +234,7 @@ def train_classifier(cfg: ClassifierExperiment, out_dir: str | Path, *, command:
               "experiment": config_to_dict(cfg), "command": command, "torch": torch.__version__}
     path = save_classifier(model, out_dir / "classifier.safetensors", record)
     # Score the weights as they are stored (float16 -> float32), i.e. exactly what load_classifier returns.
-    from .classifier import load_classifier
+    from ..metrics.classifier import load_classifier
 
     stored = load_classifier(path)
     record["test_accuracy"] = evaluate_classifier(stored, cfg.data, "test", tc.eval_clips, progress=progress)

@@ -22,8 +22,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .data.transforms import center_crop_square, clip_span, resize_frames
-from .io import read_video, video_info
+from ..data.transforms import center_crop_square, clip_span, resize_frames
+from ..io import read_video, video_info
 
 __all__ = ["SAMPLINGS", "SHORT_VIDEOS", "RESIZE_METHOD", "ClipSpec", "FolderClips", "ArrayClips", "resize_clip",
            "plan_starts"]
@@ -102,7 +102,7 @@ class FolderClips:
     """The clips of a folder of video files (not recursive), planned from the headers and decoded chunk by chunk.
 
     ``what`` names the option in messages (``--real``). Grid videos (``videodiff sample``) are cut into their
-    cells as :func:`videodiff.video_sets.load_video_set` does; ``grid_rows``/``grid_cols`` force the layout.
+    cells as :func:`.video_sets.load_video_set` does; ``grid_rows``/``grid_cols`` force the layout.
     """
 
     def __init__(self, root, spec: ClipSpec, *, files: list[Path] | None = None, what: str = "path",
@@ -251,7 +251,7 @@ class FolderClips:
 
 
 class ArrayClips:
-    """A set already held whole (:class:`videodiff.video_sets.VideoSet`) in the interface of :class:`FolderClips`:
+    """A set already held whole (:class:`.video_sets.VideoSet`) in the interface of :class:`FolderClips`:
     the first ``num`` videos, resized as the spec says, in chunks."""
 
     def __init__(self, video_set, spec: ClipSpec, *, what: str = "path", progress: bool = False):

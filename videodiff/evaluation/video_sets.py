@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import load_tensor_file, read_video
+from ..io import load_tensor_file, read_video
 
 __all__ = ["VideoSet", "load_video_set", "parse_grid", "find_grid", "tensor_to_uint8", "dataset_videos"]
 
@@ -185,7 +185,7 @@ def _run_samples(path: Path) -> Path | None:
 def _check_headers(files: list[Path], frames: int | None, source: str) -> None:
     """Resolutions and frame counts from the files' headers (no decoding): a mixed folder fails here, naming two
     files that differ, instead of after every frame of every file has been decoded."""
-    from .io import video_info
+    from ..io import video_info
 
     heads = {p: video_info(p) for p in files}  # (num_frames, height, width, fps)
     sizes = {(h, w): p for p, (_, h, w, _) in heads.items()}
@@ -272,7 +272,7 @@ def dataset_videos(data_cfg, split: str = "test", num: int = 256, progress: bool
     """The first ``num`` clips of ``split`` of a data config (Moving MNIST makes as many as asked)."""
     import dataclasses
 
-    from .data import build_dataset
+    from ..data import build_dataset
 
     if data_cfg.kind == "moving_mnist":
         data_cfg = dataclasses.replace(data_cfg, test_clips=max(num, 1), train_clips=max(num, 1))
