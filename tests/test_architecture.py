@@ -1,6 +1,7 @@
 """The package's layers (docs/architecture.md, issue 18): imports go one way, core <- components <- app, and no
 module imports itself back through others (no cycles). The imports are read from the source (every ``import``
-statement, also those inside functions), so a lazy import counts like any other."""
+statement, also those inside functions), so a lazy import counts like any other; imports under
+``if TYPE_CHECKING:`` (annotations only, never run) do not count."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
         deps = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = package.split(".")[: len(package.split(".")) - node.level + 1]
@@ -63,6 +64,19 @@ def import_graph() -> dict[str, set[str]]:
                 deps |= {_resolve(a.name, modules) for a in node.names if a.name.split(".")[0] == "videodiff"}
         graph[name] = deps - {name}
     return graph
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` except the bodies of ``if TYPE_CHECKING:`` blocks."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                todo.extend(child.orelse)
+            else:
+                todo.append(child)
 
 
 def layer_of(module: str) -> int:

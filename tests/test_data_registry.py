@@ -1,11 +1,11 @@
-"""The data source registry: a kind added from outside the package (tests/example_source.py) loads from --set
+"""The data source registry: a kind added from outside the package (tests/registry_examples/data_source.py) loads from --set
 overrides, builds, trains and fails with one-line errors; the built-in kinds read only the options they declare."""
 
 import dataclasses
 import json
 import math
 
-import example_source
+from registry_examples import data_source as example_source
 import pytest
 import torch
 from conftest import assert_one_line_error

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import example_metric
+from registry_examples import metric as example_metric
 from conftest import assert_one_line_error
 from videodiff.cli import main
 from videodiff.evaluation import METRICS, compute_metrics

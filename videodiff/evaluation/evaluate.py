@@ -14,7 +14,6 @@ classifier-IS with their protocol records, between video sets loaded by :mod:`vi
 """
 from __future__ import annotations
 
-import datetime
 import json
 from pathlib import Path
 
@@ -23,7 +22,8 @@ import torch
 
 from ..metrics.paired import check_pairs
 from ..metrics.registry import MetricRun, check_metric_names, metric_names, paired_names
-from .video_sets import VideoSet, dataset_videos, find_grid, load_video_set, parse_grid, tensor_to_uint8
+from .video_sets import (VideoSet, dataset_videos, find_grid, load_video_set, parse_grid, results_header,
+                         tensor_to_uint8)
 
 __all__ = ["METRICS", "VideoSet", "load_video_set", "parse_grid", "find_grid", "tensor_to_uint8", "dataset_videos",
            "compute_metrics", "evaluate_paths", "evaluate_checkpoint", "format_results", "write_results"]
@@ -55,14 +55,7 @@ def compute_metrics(real: np.ndarray, fake: np.ndarray, metrics=("fvd", "cfvd"),
 
 
 def _header(real: VideoSet, fake: VideoSet) -> dict:
-    return _header_from(real.describe(), fake.describe())
-
-
-def _header_from(real: dict, fake: dict) -> dict:
-    from .. import __version__
-
-    return {"real": real, "fake": fake, "videodiff_version": __version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return results_header(real.describe(), fake.describe())
 
 
 def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None, grid_rows=None, grid_cols=None,

@@ -82,7 +82,7 @@ def evaluate_paths_streamed(real, fake, metrics=("fvd", "cfvd"), *, spec: ClipSp
                             progress: bool = False, **kw) -> dict:
     """:func:`.evaluate.evaluate_paths`, streamed: the sets' descriptions, ``"protocol"`` (how the clips
     were cut) and ``"metrics"``."""
-    from .evaluate import _header_from
+    from .video_sets import results_header
 
     metrics = check_metric_names(metrics)
     opts = dict(grid_rows=grid_rows, grid_cols=grid_cols, progress=progress)
@@ -100,4 +100,4 @@ def evaluate_paths_streamed(real, fake, metrics=("fvd", "cfvd"), *, spec: ClipSp
     for label, d in (("real", dr), ("fake", df)):
         protocol[label] = {k: d[k] for k in ("files_seen", "files_used", "files_skipped", "clips_candidates")
                            if k in d}
-    return {**_header_from(dr, df), "protocol": protocol, "metrics": res}
+    return {**results_header(dr, df), "protocol": protocol, "metrics": res}

@@ -12,6 +12,7 @@ and :func:`dataset_videos` draws them from a dataset config (e.g. the held-out s
 """
 from __future__ import annotations
 
+import datetime
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ import torch
 
 from ..io import load_tensor_file, read_video
 
-__all__ = ["VideoSet", "load_video_set", "parse_grid", "find_grid", "tensor_to_uint8", "dataset_videos"]
+__all__ = ["VideoSet", "load_video_set", "parse_grid", "find_grid", "tensor_to_uint8", "dataset_videos",
+           "results_header"]
 
 VIDEO_FILES = (".mp4", ".gif", ".avi", ".webm", ".mkv", ".mov")
 ARRAY_FILES = (".pt", ".pth", ".npy")
@@ -291,3 +293,11 @@ def dataset_videos(data_cfg, split: str = "test", num: int = 256, progress: bool
 
 
 # ---------------------------------------------------------------------------------------------------- metrics
+
+
+def results_header(real: dict, fake: dict) -> dict:
+    """The head of every evaluation result: the two sets' descriptions, the package version and the UTC date."""
+    from .. import __version__
+
+    return {"real": real, "fake": fake, "videodiff_version": __version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

@@ -1,4 +1,4 @@
-"""Adding a sampler is one file plus one registry entry (issue 18): the example of tests/registry_examples/scaled_sampler.py,
+"""Adding a sampler is one file plus one registry entry (issue 18): the example of tests/registry_examples/sampler.py,
 registered, is a choice of configs, of the CLI (``--sampler scaled --noise-scale X``) and of the library, with its
 option travelling apart from the denoiser's keyword arguments."""
 
@@ -11,7 +11,7 @@ from videodiff.gaussian import GaussianData, ar1_covariance
 from videodiff.sampling import register_sampler, sample, unregister_sampler
 from videodiff.schedule import ScheduleConfig
 
-from registry_examples.scaled_sampler import SPEC
+from registry_examples.sampler import SPEC
 
 
 @pytest.fixture
