@@ -14,7 +14,6 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
