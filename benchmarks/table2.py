@@ -1,0 +1,198 @@
+"""Table 2 analogue (issue 16): text-conditioned 16x32x32 Moving MNIST models trained with N = 0, 4 and 8 appended
+independent image frames per video (paper Sec. 3, 4.2), scored on the same prompts and the same noise with the
+project's Moving MNIST classifier (``videodiff.metrics.classifier``, 8-frame 32x32 clips). Not a timed test.
+
+Every run (``--run N:RUN_DIR``, repeatable; several seeds per N) samples one video per caption "digit d moving
+<dir>" (10 digits x ``--directions`` x ``--per-prompt``) with classifier-free guidance ``--guidance`` (eq. 5), the
+same noise for every run. Columns, each with a 95 % interval over the videos (basic bootstrap; Wilson for
+proportions):
+
+* ``cFVD 0-7`` / ``cFVD 8-15``: classifier-FVD of the two 8-frame windows against ``--num-real`` held-out clips
+  (the FVD column of Table 2);
+* ``cFD-avg`` / ``cIS-avg``, ``cFD-first`` / ``cIS-first``: the frame-level analogues of FID/IS-avg and -first.
+  The classifier scores a *static* clip of one frame (the frame repeated 8 times): its features and digit logits
+  per frame are averaged over the 16 frames of a video (avg) or taken for frame 0 (first), as the paper averages
+  InceptionV3 activations across frames (Sec. 4.2);
+* ``digit acc.``: the classifier's digit equals the prompt's; ``cIS``: classifier IS of 8-frame clips.
+
+Per N, the seeds' mean and range are printed beside each run; a paired sign test compares the digit correctness of
+two N (same prompts, same noise) per seed. Writes ``results.json``, ``table.md`` and ``samples.png`` into ``--out``.
+
+    OMP_NUM_THREADS=1 python benchmarks/table2.py --run 0:runs/t2-n0-s0 --run 0:runs/t2-n0-s1 \\
+        --run 4:runs/t2-n4-s0 --run 4:runs/t2-n4-s1 --run 8:runs/t2-n8-s0 --run 8:runs/t2-n8-s1 \\
+        --out benchmarks/results/table2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from videodiff.metrics.classifier import classifier_outputs, digit_sets, direction_accuracy, load_classifier
+from videodiff.metrics.frechet import frechet_distance_from_features
+from videodiff.metrics.inception_score import inception_score
+from videodiff.pipeline import load_model, sample_from_prompts
+from videodiff.text import build_text_cache
+
+COLUMNS = [("cfvd_0", "cFVD 0-7", ".1f"), ("cfvd_8", "cFVD 8-15", ".1f"), ("cfd_avg", "cFD-avg", ".1f"),
+           ("cis_avg", "cIS-avg", ".2f"), ("cfd_first", "cFD-first", ".1f"), ("cis_first", "cIS-first", ".2f"),
+           ("digit_acc", "digit acc.", ".3f"), ("cis", "cIS", ".2f")]
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p, d = k / n, 1 + z * z / n
+    c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return c - h, c + h
+
+
+def frame_outputs(videos: torch.Tensor, clf) -> dict:
+    """Per frame: the classifier's features and digit logits of the static clip of that frame, ``(B, F, ...)``."""
+    b, c, f, h, w = videos.shape
+    static = videos.transpose(1, 2).reshape(b * f, c, 1, h, w).expand(-1, -1, clf.cfg.num_frames, -1, -1)
+    out = classifier_outputs(static, clf, batch_size=256)
+    return {k: out[k].reshape(b, f, *out[k].shape[1:]) for k in ("features", "digit_logits")}
+
+
+def features(videos: torch.Tensor, clf) -> dict:
+    """Everything the columns need, per video (so that it can be resampled)."""
+    frames = frame_outputs(videos, clf)
+    w0, w8 = (classifier_outputs(videos[:, :, i:i + 8], clf) for i in (0, 8))
+    return {"f0": w0["features"], "f8": w8["features"], "logits": w0["digit_logits"],
+            "favg": frames["features"].mean(1), "ffirst": frames["features"][:, 0],
+            "lavg": frames["digit_logits"].mean(1), "lfirst": frames["digit_logits"][:, 0]}
+
+
+def columns(fake: dict, real: dict, idx=None) -> dict:
+    pick = (lambda a: a) if idx is None else (lambda a: a[idx])
+    return {"cfvd_0": frechet_distance_from_features(real["f0"], pick(fake["f0"])),
+            "cfvd_8": frechet_distance_from_features(real["f8"], pick(fake["f8"])),
+            "cfd_avg": frechet_distance_from_features(real["favg"], pick(fake["favg"])),
+            "cfd_first": frechet_distance_from_features(real["ffirst"], pick(fake["ffirst"])),
+            "cis_avg": inception_score(pick(fake["lavg"]), 1)[0], "cis_first": inception_score(pick(fake["lfirst"]), 1)[0],
+            "cis": inception_score(pick(fake["logits"]), 1)[0]}
+
+
+def bootstrap(fake: dict, real: dict, reps: int, seed: int) -> dict:
+    """95 % basic bootstrap intervals over the fake videos, ``[2 x - q97.5, 2 x - q2.5]``: resampling with
+    repeats shrinks a set's diversity and so inflates a Fréchet distance; the basic interval corrects that shift
+    (percentile intervals of FD here do not even contain the estimate)."""
+    rng = np.random.default_rng(seed)
+    n = len(fake["f0"])
+    est = columns(fake, real)
+    draws = [columns(fake, real, rng.integers(0, n, n)) for _ in range(reps)]
+    return {k: [float(2 * est[k] - np.percentile([d[k] for d in draws], q)) for q in (97.5, 2.5)] for k in est}
+
+
+def real_clips(cfg, num: int) -> torch.Tensor:
+    import dataclasses
+
+    from videodiff.data import build_dataset
+
+    data = dataclasses.replace(cfg.data, test_clips=num, captions=False, image_frames=0)
+    ds = build_dataset(data, "test")
+    return torch.stack([ds[i]["video"] for i in range(num)])
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Exact two-sided sign test p-value."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    k = min(wins, losses)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", action="append", required=True, metavar="N:RUN_DIR",
+                   help="image frames N the run was trained with, and its run directory or checkpoint (repeatable)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/table2"))
+    p.add_argument("--directions", nargs="+", default=["right", "up", "left", "down"])
+    p.add_argument("--per-prompt", type=int, default=2)
+    p.add_argument("--guidance", type=float, default=2.0)
+    p.add_argument("--sampler", default="ddim")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--num-real", type=int, default=400)
+    p.add_argument("--bootstrap", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=40)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    runs = []
+    for spec in a.run:
+        n, _, path = spec.partition(":")
+        if not n.isdigit() or not path:
+            p.error(f"--run {spec!r}: expected N:RUN_DIR, e.g. 4:runs/t2-n4-s0")
+        runs.append((int(n), path))
+    a.out.mkdir(parents=True, exist_ok=True)
+    clf = load_classifier("moving-mnist-32")
+    prompts = [f"digit {d} moving {r}" for d in range(10) for r in a.directions]
+    labels = [[d] for d in range(10) for _ in a.directions for _ in range(a.per_prompt)]
+    dirs = [[r] for _ in range(10) for r in a.directions for _ in range(a.per_prompt)]
+    real = None
+    results, correct, strips = [], {}, []
+    for n, path in runs:
+        loaded = load_model(path, precision=a.precision)
+        cfg = loaded.config
+        if real is None:
+            real = features(real_clips(cfg, a.num_real), clf)
+        t0 = time.perf_counter()
+        videos = sample_from_prompts(loaded.denoiser, cfg, prompts, a.per_prompt, guidance=a.guidance,
+                                     cache=build_text_cache(cfg.text), steps=a.steps, sampler=a.sampler,
+                                     seed=a.seed, batch_size=a.batch_size, progress=True)
+        secs = time.perf_counter() - t0
+        fake = features(videos, clf)
+        hits = [s == frozenset(t) for s, t in zip(digit_sets(fake["logits"], 1), labels)]
+        row = {"N": n, "run": path, "step": loaded.step, "seed": cfg.train.seed, "sample_seconds": round(secs, 1),
+               **columns(fake, real), "digit_acc": float(np.mean(hits)),
+               "direction_acc": direction_accuracy(videos[:, :, :8], labels, dirs, clf),
+               "ci": bootstrap(fake, real, a.bootstrap, a.seed)}
+        row["ci"]["digit_acc"] = list(wilson(sum(hits), len(hits)))
+        results.append(row)
+        correct[(n, cfg.train.seed)] = hits
+        strips.append(videos[:: len(a.directions) * a.per_prompt][:, :, ::2])  # one video per digit, every 2nd frame
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "ci"}),
+              flush=True)
+    paired = []
+    ns = sorted({n for n, _ in runs})
+    for lo, hi in [(x, y) for i, x in enumerate(ns) for y in ns[i + 1:]]:
+        for seed in sorted({s for (m, s) in correct if m == lo} & {s for (m, s) in correct if m == hi}):
+            a_, b_ = correct[(lo, seed)], correct[(hi, seed)]
+            wins, losses = sum(y and not x for x, y in zip(a_, b_)), sum(x and not y for x, y in zip(a_, b_))
+            paired.append({"N_low": lo, "N_high": hi, "seed": seed, "high_only": wins, "low_only": losses,
+                           "p": sign_test(wins, losses)})
+    md = ["| N | seed | step | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---|---|---|" + "---|" * len(COLUMNS)]
+    for r in results:
+        cells = [f"{r[k]:{f}} [{r['ci'][k][0]:{f}}, {r['ci'][k][1]:{f}}]" for k, _, f in COLUMNS]
+        md.append(f"| {r['N']} | {r['seed']} | {r['step']} | " + " | ".join(cells) + " |")
+    for n in ns:
+        rows = [r for r in results if r["N"] == n]
+        cells = [f"{np.mean([r[k] for r in rows]):{f}} ({min(r[k] for r in rows):{f}}-{max(r[k] for r in rows):{f}})"
+                 for k, _, f in COLUMNS]
+        md.append(f"| **{n}** | mean (range) of {len(rows)} | | " + " | ".join(cells) + " |")
+    md += ["", "| N low | N high | seed | only N high right | only N low right | sign test p |", "|---|---|---|---|---|---|"]
+    md += [f"| {q['N_low']} | {q['N_high']} | {q['seed']} | {q['high_only']} | {q['low_only']} | {q['p']:.3f} |"
+           for q in paired]
+    (a.out / "table.md").write_text("\n".join(md) + "\n")
+    (a.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "runs": results,
+                                                    "paired": paired, "num_videos": len(labels)}, indent=1) + "\n")
+    from PIL import Image
+
+    from videodiff.conditional import frame_strip
+
+    Image.fromarray(np.concatenate([frame_strip(s) for s in strips], 0)).save(a.out / "samples.png")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
