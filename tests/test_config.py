@@ -51,3 +51,14 @@ def test_every_shipped_config_loads_and_round_trips(path):
     cfg = load_config(path, [])
     assert cfg.train.steps > 0 and cfg.data.num_frames > 0
     assert config_to_dict(config_from_dict(ExperimentConfig, config_to_dict(cfg))) == config_to_dict(cfg)
+
+
+def test_yaml_boolean_words_for_a_string_option_name_the_quoting():
+    """YAML 1.1 reads an unquoted `on` as true: the error for a string option says so and how to quote it."""
+    import pytest
+
+    from videodiff.config import load_config
+
+    with pytest.raises(ValueError, match=r"train.wandb_mode must be a string, got True \(YAML reads on"):
+        load_config(None, ["train.wandb_mode=on"])
+    assert load_config(None, ["train.wandb_mode='online'"]).train.wandb_mode == "online"

@@ -247,6 +247,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ValueError(f"{key} must be a number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no/true/false unquoted as booleans
+            raise ValueError(f"{key} must be a string, got {value!r} (YAML reads on, off, yes, no unquoted as true or "
+                             f"false: quote the value, e.g. --set {key}='\"on\"' or {key}: \"on\" in a file)")
         if not isinstance(value, str):
             raise ValueError(f"{key} must be a string, got {value!r}")
         return value
