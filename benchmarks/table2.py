@@ -103,10 +103,41 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
+def plot(results: list[dict], path: Path) -> None:
+    """One panel per column: each run's value against N (seeds as points, their mean as a line; the N = 0 runs are
+    every comparison's reference), the floor dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in results if r["N"] != "real"]
+    floor = next((r for r in results if r["N"] == "real"), {})
+    labels = sorted({r["label"] for r in runs}, key=lambda x: (x != "equal steps", x))
+    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5))
+    for ax, (key, name, _) in zip(axes.flat, COLUMNS):
+        for j, label in enumerate(labels):
+            rows = [r for r in runs if r["label"] == label or (r["N"] == 0 and r["label"] == "equal steps")]
+            ns = sorted({r["N"] for r in rows})
+            ax.plot(ns, [np.mean([r[key] for r in rows if r["N"] == n]) for n in ns], "-" if j == 0 else ":",
+                    color=f"C{j}", label=f"{label} (mean of seeds)")
+            own = [r for r in rows if r["label"] == label]
+            ax.scatter([r["N"] + 0.15 * j for r in own], [r[key] for r in own], color=f"C{j}", s=14)
+        if key in floor:
+            ax.axhline(floor[key], color="gray", ls="--", lw=1, label="held-out clips")
+        ax.set_title(name)
+        ax.set_xticks(sorted({r["N"] for r in runs}))
+        ax.set_xlabel("image frames N")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", action="append", required=True, metavar="N:RUN_DIR",
-                   help="image frames N the run was trained with, and its run directory or checkpoint (repeatable)")
+    p.add_argument("--run", action="append", required=True, metavar="N:RUN_DIR[:LABEL]",
+                   help="image frames N the run was trained with, its run directory or checkpoint, and optionally a "
+                        "label grouping the comparison (default 'equal steps'; e.g. 'equal time') (repeatable)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/table2"))
     p.add_argument("--directions", nargs="+", default=["right", "up", "left", "down"])
     p.add_argument("--per-prompt", type=int, default=2)
@@ -123,10 +154,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     runs = []
     for spec in a.run:
-        n, _, path = spec.partition(":")
+        n, _, rest = spec.partition(":")
+        path, _, label = rest.partition(":")
         if not n.isdigit() or not path:
-            p.error(f"--run {spec!r}: expected N:RUN_DIR, e.g. 4:runs/t2-n4-s0")
-        runs.append((int(n), path))
+            p.error(f"--run {spec!r}: expected N:RUN_DIR[:LABEL], e.g. 4:runs/t2-n4-s0")
+        runs.append((int(n), path, label or "equal steps"))
     a.out.mkdir(parents=True, exist_ok=True)
     clf = load_classifier("moving-mnist-32")
     prompts = [f"digit {d} moving {r}" for d in range(10) for r in a.directions]
@@ -134,7 +166,7 @@ def main(argv=None) -> int:
     dirs = [[r] for _ in range(10) for r in a.directions for _ in range(a.per_prompt)]
     real = None
     results, correct, strips = [], {}, []
-    for n, path in runs:
+    for n, path, label in runs:
         loaded = load_model(path, precision=a.precision)
         cfg = loaded.config
         if real is None:  # the reference set, and as many other held-out clips as samples: the columns' floor
@@ -149,39 +181,45 @@ def main(argv=None) -> int:
         secs = time.perf_counter() - t0
         fake = features(videos, clf)
         hits = [s == frozenset(t) for s, t in zip(digit_sets(fake["logits"], 1), labels)]
-        row = {"N": n, "run": path, "step": loaded.step, "seed": cfg.train.seed, "sample_seconds": round(secs, 1),
+        row = {"N": n, "label": label, "run": path, "step": loaded.step, "seed": cfg.train.seed, "sample_seconds": round(secs, 1),
                **columns(fake, real), "digit_acc": float(np.mean(hits)),
                "direction_acc": direction_accuracy(videos[:, :, :8], labels, dirs, clf),
                "ci": {"digit_acc": list(wilson(sum(hits), len(hits)))}}
         results.append(row)
-        correct[(n, cfg.train.seed)] = hits
+        correct[(label, n, cfg.train.seed)] = hits
         strips.append(videos[:: len(a.directions) * a.per_prompt][:, :, ::2])  # one video per digit, every 2nd frame
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "ci"}),
               flush=True)
     paired = []
-    ns = sorted({n for n, _ in runs})
-    for lo, hi in [(x, y) for i, x in enumerate(ns) for y in ns[i + 1:]]:
-        for seed in sorted({s for (m, s) in correct if m == lo} & {s for (m, s) in correct if m == hi}):
-            a_, b_ = correct[(lo, seed)], correct[(hi, seed)]
+    groups = sorted({(label, n) for label, n, _ in correct})
+    for (la, lo), (lb, hi) in [(x, y) for i, x in enumerate(groups) for y in groups[i + 1:]]:
+        if lo >= hi or (la != lb and lo != 0):  # within a label, and each label's N > 0 against N = 0
+            continue
+        for seed in sorted({s for (l_, m, s) in correct if (l_, m) == (la, lo)} &
+                           {s for (l_, m, s) in correct if (l_, m) == (lb, hi)}):
+            a_, b_ = correct[(la, lo, seed)], correct[(lb, hi, seed)]
             wins, losses = sum(y and not x for x, y in zip(a_, b_)), sum(x and not y for x, y in zip(a_, b_))
-            paired.append({"N_low": lo, "N_high": hi, "seed": seed, "high_only": wins, "low_only": losses,
-                           "p": sign_test(wins, losses)})
-    md = ["| N | seed | step | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---|---|---|" + "---|" * len(COLUMNS)]
+            paired.append({"low": f"N={lo} ({la})", "high": f"N={hi} ({lb})", "seed": seed, "high_only": wins,
+                           "low_only": losses, "p": sign_test(wins, losses)})
+    md = ["| N | comparison | seed | step | " + " | ".join(c[1] for c in COLUMNS) + " |",
+          "|---|---|---|---|" + "---|" * len(COLUMNS)]
     for r in results:
         cells = [("" if k not in r else f"{r[k]:{f}}" + (f" [{r['ci'][k][0]:{f}}, {r['ci'][k][1]:{f}}]"
                                                           if k in r["ci"] else "")) for k, _, f in COLUMNS]
-        md.append(f"| {r['N']} | {r['seed']} | {r['step']} | " + " | ".join(cells) + " |")
-    for n in ns:
-        rows = [r for r in results if r["N"] == n]  # the runs with N image frames (not the "real" row)
+        md.append(f"| {r['N']} | {r.get('label', '')} | {r['seed']} | {r['step']} | " + " | ".join(cells) + " |")
+    for label, n in sorted({(r["label"], r["N"]) for r in results if r["N"] != "real"}):
+        rows = [r for r in results if r["N"] == n and r.get("label") == label]
         cells = [f"{np.mean([r[k] for r in rows]):{f}} ({min(r[k] for r in rows):{f}}-{max(r[k] for r in rows):{f}})"
                  for k, _, f in COLUMNS]
-        md.append(f"| **{n}** | mean (range) of {len(rows)} | | " + " | ".join(cells) + " |")
-    md += ["", "| N low | N high | seed | only N high right | only N low right | sign test p |", "|---|---|---|---|---|---|"]
-    md += [f"| {q['N_low']} | {q['N_high']} | {q['seed']} | {q['high_only']} | {q['low_only']} | {q['p']:.3f} |"
+        md.append(f"| **{n}** | {label}: mean (range) of {len(rows)} | | | " + " | ".join(cells) + " |")
+    md += ["", "| lower | higher | seed | only the higher right | only the lower right | sign test p |",
+           "|---|---|---|---|---|---|"]
+    md += [f"| {q['low']} | {q['high']} | {q['seed']} | {q['high_only']} | {q['low_only']} | {q['p']:.3f} |"
            for q in paired]
     (a.out / "table.md").write_text("\n".join(md) + "\n")
     (a.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "runs": results,
                                                     "paired": paired, "num_videos": len(labels)}, indent=1) + "\n")
+    plot(results, a.out / "table2.png")
     from PIL import Image
 
     from videodiff.conditional import frame_strip
