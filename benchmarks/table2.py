@@ -224,7 +224,8 @@ def main(argv=None) -> int:
 
     from videodiff.conditional import frame_strip
 
-    Image.fromarray(np.concatenate([frame_strip(s) for s in strips], 0)).save(a.out / "samples.png")
+    Image.fromarray(np.concatenate([frame_strip(s) for s in strips], 0)).convert("L").save(a.out / "samples.png",
+                                                                               optimize=True)
     print("\n".join(md))
     return 0
 
