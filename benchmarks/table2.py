@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -45,15 +44,11 @@ from videodiff.metrics.inception_score import inception_score
 from videodiff.pipeline import load_model, sample_from_prompts
 from videodiff.text import build_text_cache
 
+from text_guidance import sign_test, wilson  # benchmarks/text_guidance.py: Wilson interval, exact sign test
+
 COLUMNS = [("cfvd_0", "cFVD 0-7", ".1f"), ("cfvd_8", "cFVD 8-15", ".1f"), ("cfd_avg", "cFD-avg", ".1f"),
            ("cis_avg", "cIS-avg", ".2f"), ("cfd_first", "cFD-first", ".1f"), ("cis_first", "cIS-first", ".2f"),
            ("digit_acc", "digit acc.", ".3f"), ("cis", "cIS", ".2f")]
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    p, d = k / n, 1 + z * z / n
-    c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return c - h, c + h
 
 
 def frame_outputs(videos: torch.Tensor, clf) -> dict:
@@ -92,15 +87,6 @@ def real_clips(cfg, num: int, start: int = 0) -> torch.Tensor:
     data = dataclasses.replace(cfg.data, test_clips=start + num, captions=False, image_frames=0)
     ds = build_dataset(data, "test")
     return torch.stack([ds[i]["video"] for i in range(start, start + num)])
-
-
-def sign_test(wins: int, losses: int) -> float:
-    """Exact two-sided sign test p-value."""
-    n = wins + losses
-    if n == 0:
-        return 1.0
-    k = min(wins, losses)
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
 def plot(results: list[dict], path: Path) -> None:
