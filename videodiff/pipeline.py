@@ -9,8 +9,8 @@ import torch
 from .config import ExperimentConfig
 from .denoiser import Denoiser
 from .models import LoadedModel, build_model, denoiser_device, load_model, pick_device
-from .sampling import resolve_options, sample, split_kwargs
-from .sampling.registry import RUN_ARGS
+from .sampling import resolve_options, sample
+from .sampling.registry import pop_options
 
 __all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "denoiser_device", "sample_videos", "sample_seed", "text_condition",
            "sample_from_prompts", "prompt_denoiser", "extend_from_prompt"]
@@ -40,8 +40,8 @@ def sample_videos(
     ``i`` (one generator per video, :func:`sample_seed`), not on ``num`` or ``batch_size``.
 
     Sampler settings default to ``cfg.sample``; ``kwargs`` are the sampler's options (e.g. ``gamma``), run
-    arguments (``callback``) and the denoiser's arguments (e.g. ``cond``), told apart by the sampler registry
-    (:func:`videodiff.sampling.split_kwargs`). ``per_video`` holds denoiser arguments with a leading axis of ``num`` (e.g. ``text_emb``, ``text_mask``), split
+    arguments (``callback``) and the denoiser's arguments (e.g. ``cond``), told apart by the sampler registry.
+    ``per_video`` holds denoiser arguments with a leading axis of ``num`` (e.g. ``text_emb``, ``text_mask``), split
     with the batches.
     """
     device = denoiser_device(denoiser)
@@ -51,8 +51,7 @@ def sample_videos(
             raise ValueError(f"per_video[{key!r}] has {value.shape[0]} entries for {num} videos")
     sc = cfg.sample
     sampler = sampler or sc.sampler
-    run, extra_args = split_kwargs(sampler, kwargs)
-    options = resolve_options(sampler, sc, **{k: run.pop(k) for k in list(run) if k not in RUN_ARGS})
+    options = resolve_options(sampler, sc, **pop_options(sampler, kwargs))  # the rest: run and denoiser arguments
     if num < 1 or batch_size < 1:
         raise ValueError(f"need num >= 1 and batch_size >= 1 videos, got num={num}, batch_size={batch_size}")
     if (steps is not None and steps < 1) or (num_frames is not None and num_frames < 1):
@@ -66,7 +65,7 @@ def sample_videos(
         part = {k: v[start : start + n].to(device) for k, v in per_video.items()}
         x = sample(denoiser, (n, *shape), cfg.diffusion.schedule, steps=sc.steps if steps is None else steps,
                    sampler=sampler, generator=gen, device=device, progress=progress, options=options,
-                   extra_args={**extra_args, **part}, **run)
+                   extra_args=part, **kwargs)
         out.append(x.float().cpu())
     return torch.cat(out).clamp(-1.0, 1.0)
 
@@ -152,10 +151,10 @@ def extend_from_prompt(
     den, text = prompt_denoiser(denoiser, cfg, prompt, video.shape[0], guidance, cache=cache)
     if method == "gradient" and sc.clip_x:
         kwargs.setdefault("guidance_clip", (-1.0, 1.0))
-    given = {k: kwargs.pop(k) for k in list(kwargs) if k not in RUN_ARGS and k in split_kwargs(sampler, kwargs)[0]}
+    options = resolve_options(sampler, sc, **pop_options(sampler, kwargs))
     gen = torch.Generator(device=device).manual_seed(seed)
     out = extend(den, cfg.diffusion.schedule, total_frames=total_frames, block_frames=cfg.data.num_frames,
                  context=context, video=video.to(device), method=method, generator=gen, progress=progress,
                  steps=sc.steps if steps is None else steps, sampler=sampler,
-                 **resolve_options(sampler, sc, **given), **text, **kwargs)
+                 **options, **text, **kwargs)
     return out.float().cpu()

@@ -22,7 +22,8 @@ from .ddim import sample_ddim
 from .dpm_solver import sample_dpmpp2m
 
 __all__ = ["SamplerOption", "SamplerSpec", "BUILTIN", "register_sampler", "unregister_sampler", "get_sampler",
-           "sampler_names", "option_owners", "sampler_options", "resolve_options", "split_kwargs", "SAMPLERS",
+           "sampler_names", "option_owners", "sampler_options", "resolve_options", "pop_options", "split_kwargs",
+           "SAMPLERS",
            "RUN_ARGS"]
 
 # Keywords of run_sampler that belong to the sampling run, not to the denoiser.
@@ -126,6 +127,12 @@ def resolve_options(sampler: str, sample_cfg=None, **given) -> dict:
                 out[opt.name] = value
                 break
     return out
+
+
+def pop_options(sampler: str, kwargs: dict) -> dict:
+    """Remove ``sampler``'s own options from the keyword dict ``kwargs`` (in place) and return them."""
+    spec = get_sampler(sampler)
+    return {k: kwargs.pop(k) for k in list(kwargs) if spec.option(k) is not None}
 
 
 def split_kwargs(sampler: str, kwargs: dict) -> tuple[dict, dict]:
