@@ -11,10 +11,7 @@ from pathlib import Path
 from ..precision import PRECISIONS
 
 __all__ = ["add_precision_args", "check_counts", "check_output_path", "fps_option", "check_out", "add_model_args",
-           "load_model_arg", "add_config_args", "add_sampler_args", "sampler_flag_values", "check_sampler_flags",
-           "VIDEO_EXTS"]
-
-VIDEO_EXTS = (".mp4", ".gif", ".png")
+           "load_model_arg", "add_config_args", "add_sampler_args", "sampler_flag_values", "check_sampler_flags"]
 
 
 def fps_option(args, cfg) -> int:
@@ -58,8 +55,10 @@ def add_precision_args(p: argparse.ArgumentParser) -> None:
 def check_out(out: Path) -> None:
     """Fail before any work when ``--out`` has an extension no writer handles, or its folder is missing or not
     writable."""
-    if out.suffix.lower() not in VIDEO_EXTS:
-        raise ValueError(f"--out must end in one of {VIDEO_EXTS}, got {out.name}")
+    from ..io import WRITE_FORMATS  # the extensions io.write_video handles
+
+    if out.suffix.lower() not in WRITE_FORMATS:
+        raise ValueError(f"--out must end in one of {WRITE_FORMATS}, got {out.name}")
     check_output_path(out)
 
 
