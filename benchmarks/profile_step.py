@@ -2,6 +2,7 @@
 
     python benchmarks/profile_step.py --model 16x32x32 --precision bf16 --phase train
     python benchmarks/profile_step.py --model 16x32x32 --precision bf16 --phase sample --rows 15
+    python benchmarks/profile_step.py --model 16x32x32 --precision bf16 --by-shape --rows 40   # per input shape
 
 The network runs as the library runs it (:func:`videodiff.precision.prepare_network`: channels-last for bf16 on the
 CPU; bf16 autocast), with the fused AdamW kernel, after two untimed steps.
@@ -25,6 +26,7 @@ def main() -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--phase", default="train", choices=["train", "sample"])
     p.add_argument("--rows", type=int, default=20)
+    p.add_argument("--by-shape", action="store_true", help="one row per operator and input shape")
     a = p.parse_args()
     m = MODELS[a.model]
     dtype = resolve_precision(a.precision, "cpu")
@@ -45,9 +47,11 @@ def main() -> None:
         opt.step()
 
     step(), step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=a.by_shape) as prof:
         step()
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=a.rows))
+    table = prof.key_averages(group_by_input_shape=a.by_shape)
+    print(table.table(sort_by="self_cpu_time_total", row_limit=a.rows, max_name_column_width=40,
+                      max_shapes_column_width=70))
 
 
 if __name__ == "__main__":
