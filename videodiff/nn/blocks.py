@@ -31,31 +31,29 @@ def _patches(x: Tensor, k: int) -> Tensor:
 
 
 class _MatmulConv(torch.autograd.Function):
-    """Stride-1 "same" convolution as one matmul over im2col patches, with its backward as two matmuls."""
+    """Stride-1 "same" convolution as one matmul over im2col patches. Its backward is two more: the weight gradient
+    from the saved patches, and the input gradient as the same kind of convolution of the output gradient with the
+    flipped, transposed kernel (no scatter, so ``torch.compile`` traces it as plain matmuls)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         n, c, h, w = x.shape
         out, k = weight.shape[0], weight.shape[-1]
-        w2 = weight.permute(0, 2, 3, 1).reshape(out, k * k * c)
         cols = _patches(x, k)
-        ctx.save_for_backward(cols, w2)
+        ctx.save_for_backward(cols, weight)
         ctx.geometry = (n, c, h, w, k)
+        w2 = weight.permute(0, 2, 3, 1).reshape(out, k * k * c)
         return torch.addmm(bias, cols, w2.t()).reshape(n, h, w, out).permute(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        cols, w2 = ctx.saved_tensors
+        cols, weight = ctx.saved_tensors
         n, c, h, w, k = ctx.geometry
         g = grad.permute(0, 2, 3, 1).reshape(n * h * w, -1)
         grad_w = (g.t() @ cols).reshape(-1, k, k, c).permute(0, 3, 1, 2)
-        grad_cols = (g @ w2).reshape(n, h, w, k, k, c)
-        p = k // 2
-        grad_x = grad_cols.new_zeros(n, h + 2 * p, w + 2 * p, c)
-        for i in range(k):
-            for j in range(k):
-                grad_x[:, i:i + h, j:j + w] += grad_cols[:, :, :, i, j]
-        return grad_x[:, p:p + h, p:p + w].permute(0, 3, 1, 2), grad_w, g.sum(0)
+        flipped = weight.flip(2, 3).permute(2, 3, 0, 1).reshape(-1, c)  # (k*k*out, c), rows (row, column, out)
+        grad_x = (_patches(grad, k) @ flipped).reshape(n, h, w, c).permute(0, 3, 1, 2)
+        return grad_x, grad_w, g.sum(0)
 
 
 class Conv2d(nn.Conv2d):
