@@ -34,8 +34,8 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None) -> Tenso
 
     ``scaled_dot_product_attention`` except on the CPU for sequences of at most :data:`EXPLICIT_MAX_LEN`, with a
     bias (temporal attention) or in bf16 training, where two matmuls and an fp32 softmax are faster: forward +
-    backward in bf16 took 1.6-7.5x (its fused CPU kernel, 256 to 16 positions) and with a bias 1.5-1.8x (fp32,
-    bf16) the time of this path (``python benchmarks/layout_ops.py``, AMX Xeon). Without gradients and a bias the
+    backward in bf16 took 1.2-6.6x (its fused CPU kernel, 256 to 16 positions) and with a bias 1.5-1.6x (bf16,
+    fp32) the time of this path (``python benchmarks/layout_ops.py``, AMX Xeon). Without gradients and a bias the
     fused kernel is as fast or faster, so sampling keeps it."""
     L = q.shape[-2]
     explicit = q.device.type == "cpu" and L <= EXPLICIT_MAX_LEN and (

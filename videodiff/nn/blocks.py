@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 __all__ = ["GroupNorm", "group_norm", "Conv2d", "ResBlock", "Downsample", "Upsample"]
 
-# Largest H*W at which a bf16 CPU convolution runs as one matmul (Conv2d below): at 4x4 the matmul path was 2.2-3.8x
-# faster forward + backward for 16 and 128 frames, at 8x8 0.9x and 0.34x (benchmarks/layout_ops.py, AMX Xeon).
+# Largest H*W at which a bf16 CPU convolution runs as one matmul (Conv2d below): at 4x4 the matmul path was 2.3-2.6x
+# faster forward + backward for 16 and 128 frames, at 8x8 0.97x and 0.46x (benchmarks/layout_ops.py, AMX Xeon).
 MATMUL_CONV_MAX_PIXELS = 16
 
 
@@ -84,7 +84,7 @@ class Conv2d(nn.Conv2d):
 class GroupNorm(nn.GroupNorm):
     """``nn.GroupNorm`` (same parameters and state-dict keys) that runs bf16 channels-last CPU inputs in NCHW.
 
-    PyTorch's CPU GroupNorm kernel is slow on bf16 channels-last tensors: forward + backward took 1.8-3.5x the time
+    PyTorch's CPU GroupNorm kernel is slow on bf16 channels-last tensors: forward + backward took 1.9-3.9x the time
     of the same tensor in NCHW *including* the two layout copies (``python benchmarks/layout_ops.py``, AMX Xeon),
     while oneDNN's bf16 convolutions are fastest channels-last. So under bf16 on the CPU (where
     :func:`videodiff.precision.prepare_network` makes the network channels-last) the norm alone runs on an NCHW copy
