@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 
 import torch
 import torch.nn.functional as F
@@ -27,17 +26,13 @@ import torch.nn.functional as F
 from videodiff.nn.attention import attend
 from videodiff.nn.blocks import _MatmulConv
 
+from conv_layout import bench  # benchmarks/conv_layout.py: best time of ``repeats`` calls after one warm-up
+
 BF16, CL = torch.bfloat16, torch.channels_last
 
 
 def best_ms(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
+    return bench(fn, repeats) * 1e3
 
 
 def fwd_bwd(f, inputs, grad):
