@@ -1,6 +1,7 @@
 """The built-in data kinds: one builder and one registry line each (the registry is :mod:`.registry`).
 
 ``moving_mnist``: Moving MNIST generated on the fly (:mod:`.moving_mnist`), with built-in captions when asked;
+``smmnist``: Stochastic Moving MNIST (:mod:`.smmnist`), the video-prediction benchmark;
 ``video_folder``: clips of a folder of videos (:mod:`.video_folder`); ``manifest``: captioned clips listed in a CSV
 or JSONL file (:mod:`.captions`); ``shards``: a stream of WebDataset tar shards (:mod:`.shards`).
 """
@@ -14,8 +15,9 @@ from torch.utils.data import Dataset
 from .captions import CaptionedMovingMNIST, CaptionManifest
 from .joint import ImageFolder
 from .moving_mnist import MovingMNIST
-from .registry import DataSource, clip_options, register_source
+from .registry import DataSource, clip_options, register_source, source_options
 from .shards import ShardDataset
+from .smmnist import SMMNISTOptions, StochasticMovingMNIST
 from .video_folder import VideoFolder
 
 if TYPE_CHECKING:
@@ -37,6 +39,14 @@ def moving_mnist(cfg: DataConfig, split: str) -> Dataset:
                           num_clips=cfg.train_clips if split == "train" else cfg.test_clips,
                           mnist_path=cfg.mnist_path, **clip_options(cfg, split))
     return CaptionedMovingMNIST(dataset, seed=cfg.seed) if cfg.captions else dataset
+
+
+def smmnist(cfg: DataConfig, split: str) -> Dataset:
+    opts = source_options(cfg)
+    return StochasticMovingMNIST(num_digits=cfg.num_digits, digit_size=cfg.digit_size, max_speed=opts.max_speed,
+                                 stochastic=opts.stochastic, mnist_path=cfg.mnist_path,
+                                 num_clips=cfg.train_clips if split == "train" else cfg.test_clips,
+                                 **clip_options(cfg, split))
 
 
 def video_folder(cfg: DataConfig, split: str) -> Dataset:
@@ -65,6 +75,8 @@ def shards(cfg: DataConfig, split: str) -> Dataset:
 register_source(DataSource("moving_mnist", moving_mnist, captions=True,
                            reads=("num_digits", "digit_size", "speed", "directions", "start", "train_clips",
                                   "test_clips", "mnist_path", "captions")))
+register_source(DataSource("smmnist", smmnist, options=SMMNISTOptions,
+                           reads=("num_digits", "digit_size", "train_clips", "test_clips", "mnist_path")))
 register_source(DataSource("video_folder", video_folder, reads=("root", "extensions", "on_error", "clips_per_video")))
 register_source(DataSource("manifest", manifest, captions=True,
                            reads=("manifest", "root", "on_error", "clips_per_video")))
