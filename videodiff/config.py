@@ -93,6 +93,10 @@ class TrainConfig:
     # step (no checkpoint is written for it, the last good one stays the latest); "skip" drops the step (no optimizer
     # or EMA update), counts it ("skipped" in metrics.jsonl) and goes on.
     on_nonfinite: str = "stop"
+    # Resuming a run whose saved config differs in an option that changes the optimisation (lr, batch_size, seed,
+    # ...): refused, naming the keys, unless this is true (`videodiff train --allow-config-change`). Its length
+    # (steps), logging and checkpoint cadence may always change; the data, model, diffusion and text never.
+    allow_config_change: bool = False
     # Experiment trackers, besides metrics.jsonl (always written), on rank 0: "tensorboard" (event files in
     # RUN/tensorboard/) and/or "wandb" (the optional wandb package); [] for none.
     loggers: tuple[str, ...] = ("tensorboard",)

@@ -16,6 +16,8 @@ def _cmd_train(args) -> int:
     from ..train import train
 
     cfg = load_config(args.config, args.overrides)
+    if args.allow_config_change:
+        cfg.train.allow_config_change = True
     t0 = time.perf_counter()
     res = train(cfg, args.out, resume=not args.no_resume, progress=not args.no_progress)
     mins = (time.perf_counter() - t0) / 60
@@ -51,6 +53,10 @@ def add_subcommands(sub) -> None:
     add_config_args(p)
     p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run directory")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if RUN_DIR has checkpoints")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="resume even though train.* options that change the optimisation (lr, batch_size, seed, ...) "
+                        "differ from the run's saved config (the keys are listed); the same as --set "
+                        "train.allow_config_change=true")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 

@@ -52,6 +52,7 @@ from .loggers import Loggers
 from .lr import lr_at
 from .randomness import draw_step_noise, seed_dropout
 from .report import MetricsLog, plot_loss
+from .runlock import RunLock, RunLockedError
 
 __all__ = ["train", "TrainResult", "lr_at", "TrainingDivergedError"]
 
@@ -120,22 +121,60 @@ class TrainResult:
     skipped_steps: int = 0  # steps dropped for a non-finite loss or gradient norm (train.on_nonfinite=skip)
 
 
-def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path) -> None:
-    now = config_to_dict(cfg)
-    try:  # options added to the config since the checkpoint was written take their defaults
+# Config keys that may change on resume without changing what the run computes: its length and bookkeeping, where
+# it runs and what it logs. Every other train.* key changes the optimisation (refused unless
+# train.allow_config_change); data, model, diffusion and text define the network and its data (always refused).
+RESUME_FREE = {"name", "train.steps", "train.max_seconds", "train.log_every", "train.sample_every",
+               "train.ckpt_every", "train.keep_checkpoints", "train.num_workers", "train.device", "train.compile",
+               "train.grad_accum", "train.loggers", "train.wandb_mode", "train.wandb_project", "train.init_from",
+               "train.allow_config_change", "text.cache_dir"}
+RESUME_FIXED = ("data", "model", "diffusion", "text")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and not (prefix + k).startswith("sample.options"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def config_changes(saved: dict, cfg: ExperimentConfig) -> dict[str, tuple]:
+    """``{dotted key: (saved value, new value)}`` for every option that differs between a run's saved config and
+    ``cfg`` (options added since the checkpoint was written take their defaults)."""
+    try:
         saved = config_to_dict(config_from_dict(ExperimentConfig, saved))
     except (TypeError, ValueError):
         pass
-    for group in ("data", "model", "diffusion", "text"):
-        a, b = dict(saved.get(group) or {}), dict(now[group])
-        if group == "text":  # where embeddings are cached does not change the model
-            a.pop("cache_dir", None)
-            b.pop("cache_dir", None)
-        if a != b:
-            raise ValueError(
-                f"cannot resume from {path}: its '{group}' config differs from the one given; "
-                f"use a new --out directory or the same config (only train.* and sample.* may change)"
-            )
+    a, b = _flat(saved), _flat(config_to_dict(cfg))
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def _show(changes: dict[str, tuple], keys) -> str:
+    return ", ".join(f"{k} ({changes[k][0]!r} -> {changes[k][1]!r})" for k in keys)
+
+
+def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path, note=None) -> None:
+    """Refuse a resume whose config changes the network, the data or (unless ``train.allow_config_change``) the
+    optimisation, naming the keys that differ; ``note(line)`` reports the keys that changed and were accepted."""
+    changes = config_changes(saved, cfg)
+    fixed = [k for k in changes if k.split(".", 1)[0] in RESUME_FIXED and k not in RESUME_FREE]
+    if fixed:
+        groups = sorted({k.split(".", 1)[0] for k in fixed})
+        raise ValueError(
+            f"cannot resume from {path}: its {' and '.join(repr(g) for g in groups)} config differs from the one "
+            f"given: {_show(changes, fixed)}; use a new --out directory or the same config (the network and data "
+            f"cannot change on resume)")
+    tuned = [k for k in changes if k not in RESUME_FREE and not k.startswith("sample.")]
+    if tuned and not cfg.train.allow_config_change:
+        raise ValueError(
+            f"cannot resume from {path}: the config differs from the run's saved config in {_show(changes, tuned)}; "
+            f"resume with the saved values, use a new --out directory, or pass --allow-config-change "
+            f"(train.allow_config_change=true) to continue with the new ones")
+    if changes and note is not None:
+        note(f"note: resuming {path.parent.parent} with a changed config: {_show(changes, list(changes))}")
 
 
 def _net_kwargs(batch: dict, cfg: ExperimentConfig, text_cache, keep: torch.Tensor | None, device) -> dict:
@@ -223,9 +262,31 @@ def train(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, pr
     """
     env = init_distributed(cfg.train.device)
     try:
-        return _train(cfg, Path(run_dir), env, resume=resume, progress=progress, dataset=dataset)
+        with _writer_lock(Path(run_dir), env):  # one writer per run directory (:mod:`.runlock`)
+            return _train(cfg, Path(run_dir), env, resume=resume, progress=progress, dataset=dataset)
     finally:
         env.close()
+
+
+@contextlib.contextmanager
+def _writer_lock(run_dir: Path, env: DistEnv, command: str = "train"):
+    """Rank 0 holds ``RUN/writer.lock`` for the whole run; every rank refuses together when another process holds
+    it (so that no rank waits at a barrier for a rank 0 that gave up)."""
+    lock, error = None, None
+    if env.is_main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lock = RunLock(run_dir, command, note=lambda line: print(line, file=sys.stderr))
+        except OSError as e:  # RunLockedError, or a run directory that cannot be created
+            error = e
+    failed = env.all_sum(torch.tensor(float(error is not None), device=env.device)).item() > 0
+    if failed:
+        raise error or RunLockedError(f"run directory {run_dir} is in use by another process (see rank 0's error)")
+    try:
+        yield lock
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, progress: bool,
@@ -243,7 +304,8 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
     ckpt, damaged = load_latest_checkpoint(run_dir, warn=warn) if resume else (None, [])
     resume_from = ckpt["path"] if ckpt is not None else None
     if ckpt is not None:
-        _check_resumable(ckpt["config"], cfg, resume_from)
+        _check_resumable(ckpt["config"], cfg, resume_from, note=(lambda line: print(line, file=sys.stderr)) if main
+                         else None)
     env.barrier()  # every rank has read the checkpoint before rank 0 writes anything
     if main:
         for path in damaged:

@@ -1,0 +1,169 @@
+"""Reliability of a run directory shared by several processes (issue 29): one writer per run (a lock with stale-lock
+detection), resumes whose config differs from the run's saved one, checksummed checkpoints."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import assert_one_line_error
+from videodiff.checkpoint import load_checkpoint
+from videodiff.cli import main
+from videodiff.config import load_config
+from videodiff.train import train
+from videodiff.train.runlock import LOCK_NAME, RunLock, RunLockedError, read_lock
+
+from test_train import TINY, _losses
+
+
+def _train_args(run: Path, *extra: str) -> list[str]:
+    args = ["train", "--out", str(run), "--no-progress"]
+    for o in TINY + list(extra):
+        args += ["--set", o]
+    return args
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and was reaped)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+# ------------------------------------------------------------------------------------------------ one writer
+
+
+def test_a_second_writer_on_a_live_run_is_refused_in_one_line(tmp_path, capsys):
+    run = tmp_path / "r"
+    run.mkdir()
+    code = ("import sys, time\nfrom videodiff.train.runlock import RunLock\n"
+            f"lock = RunLock({str(run)!r}, 'train')\nprint('locked', flush=True)\ntime.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(_train_args(run, "train.steps=1")) == 2
+        line = assert_one_line_error(capsys, "is in use by train", f"pid {holder.pid}", socket.gethostname(),
+                                     LOCK_NAME)
+        assert "--out" in line
+        assert not (run / "checkpoints").exists() and not (run / "config.yaml").exists()  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    # killed (as by kill -9): the kernel lock went with it; the next train takes over the stale file and runs
+    assert read_lock(run / LOCK_NAME)["pid"] == holder.pid
+    capsys.readouterr()
+    assert main(_train_args(run, "train.steps=1")) == 0
+    err = capsys.readouterr().err
+    assert f"pid {holder.pid}" in err and "is no longer running" in err and "stale lock" in err
+    assert load_checkpoint(run)["step"] == 1
+    assert not (run / LOCK_NAME).exists()  # released at the end
+
+
+def test_the_lock_is_held_during_training_and_released_after_an_error(tmp_path):
+    run = tmp_path / "r"
+    seen = []
+
+    class Probe(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            seen.append(read_lock(run / LOCK_NAME))
+            with pytest.raises(RunLockedError, match="is in use by train"):
+                RunLock(run)  # a second writer, while the first trains
+            return {"video": torch.zeros(1, 4, 16, 16) + float("nan")}  # diverges: training raises
+
+    with pytest.raises(ValueError, match="training diverged"):
+        train(load_config(None, TINY + ["train.steps=2"]), run, dataset=Probe(), progress=False)
+    assert seen and seen[0]["pid"] == os.getpid() and seen[0]["host"] == socket.gethostname()
+    assert not (run / LOCK_NAME).exists()
+    RunLock(run).release()  # free again
+
+
+def test_a_stale_lock_is_taken_over_and_a_remote_one_is_refused(tmp_path, monkeypatch):
+    run = tmp_path / "r"
+    run.mkdir()
+    lock = run / LOCK_NAME
+    notes = []
+    pid = _dead_pid()
+    lock.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "command": "train", "started": 0}))
+    held = RunLock(run, note=notes.append)
+    assert held.took_over["pid"] == pid and len(notes) == 1 and f"pid {pid}" in notes[0]
+    assert read_lock(lock)["pid"] == os.getpid()
+    held.release()
+    # on a file system without kernel locks the pid alone decides: a live pid is refused, a dead one taken over
+    import videodiff.train.runlock as rl
+
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "command": "train"}))
+    with monkeypatch.context() as m:
+        m.setattr(rl.RunLock, "_flock", staticmethod(lambda fd: None))
+        with pytest.raises(RunLockedError, match=f"pid {os.getppid()}"):
+            RunLock(run)
+        lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+        RunLock(run).release()
+    # written on another host: its liveness cannot be checked here; refused, naming the file to delete
+    lock.write_text(json.dumps({"pid": 12345, "host": "node-17.cluster", "command": "train"}))
+    with pytest.raises(RunLockedError, match=r"pid 12345 on host node-17.cluster.*cannot be checked.*delete .*"
+                                             + LOCK_NAME):
+        RunLock(run)
+    lock.unlink()
+    RunLock(run).release()
+
+
+def test_two_racing_writers_one_wins(tmp_path):
+    """Eight processes start on one run directory at once: exactly one holds the lock, the others refuse."""
+    run = tmp_path / "r"
+    run.mkdir()
+    code = ("import sys, time\nfrom videodiff.train.runlock import RunLock, RunLockedError\n"
+            "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
+            f"try:\n    lock = RunLock({str(run)!r})\nexcept RunLockedError:\n    print('refused'); sys.exit(0)\n"
+            "print('held', flush=True)\ntime.sleep(3)\n")
+    start = time.time() + 2.0
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(start)], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, OMP_NUM_THREADS="1")) for _ in range(8)]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(outs) == ["held"] + ["refused"] * 7, outs
+
+
+# ------------------------------------------------------------------------------------------------ config on resume
+
+
+def test_a_resume_with_a_changed_config_names_the_keys_and_refuses(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(_train_args(run, "train.steps=1")) == 0
+    capsys.readouterr()
+    # the optimisation changed: refused naming the keys and both values, nothing written
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert main(_train_args(run, "train.steps=2", "train.lr=0.001", "train.seed=3")) == 2
+    line = assert_one_line_error(capsys, "train.lr (0.0003 -> 0.001)", "train.seed (0 -> 3)",
+                                 "--allow-config-change")
+    assert "train.steps" not in line
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+    # the network changed: refused even with the flag
+    assert main(_train_args(run, "train.steps=2", "model.base_channels=8") + ["--allow-config-change"]) == 2
+    assert_one_line_error(capsys, "'model' config differs", "model.base_channels (16 -> 8)")
+    # told to continue: it does, and says what changed
+    assert main(_train_args(run, "train.steps=2", "train.lr=0.001") + ["--allow-config-change"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming" in err and "train.lr (0.0003 -> 0.001)" in err and "train.steps (1 -> 2)" in err
+    assert load_checkpoint(run)["step"] == 2
+    # the same option in YAML / --set; and more steps alone are a plain resume (with a note)
+    assert main(_train_args(run, "train.steps=3", "train.lr=0.002", "train.allow_config_change=true")) == 0
+    assert main(_train_args(run, "train.steps=4", "train.lr=0.002")) == 0
+    assert "train.steps (3 -> 4)" in capsys.readouterr().err
+    assert load_checkpoint(run)["step"] == 4
+
+
+def test_resume_with_the_same_config_stays_bit_exact(tmp_path):
+    common = TINY + ["train.ckpt_every=1"]
+    train(load_config(None, common + ["train.steps=2"]), tmp_path / "full", progress=False)
+    train(load_config(None, common + ["train.steps=1"]), tmp_path / "part", progress=False)
+    train(load_config(None, common + ["train.steps=2"]), tmp_path / "part", progress=False)
+    assert _losses(tmp_path / "full") == _losses(tmp_path / "part")
