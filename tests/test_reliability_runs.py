@@ -167,3 +167,65 @@ def test_resume_with_the_same_config_stays_bit_exact(tmp_path):
     train(load_config(None, common + ["train.steps=1"]), tmp_path / "part", progress=False)
     train(load_config(None, common + ["train.steps=2"]), tmp_path / "part", progress=False)
     assert _losses(tmp_path / "full") == _losses(tmp_path / "part")
+
+
+# ------------------------------------------------------------------------------------------------ checksums
+
+
+def _flip(path: Path, at: float = 0.6) -> None:
+    """Flip one bit of one byte (the file keeps its length), as a bad disk or copy does."""
+    data = bytearray(path.read_bytes())
+    i = int(len(data) * at)
+    data[i] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "ema.safetensors", "state.safetensors", "state.json",
+                                  "manifest.json"])
+def test_a_flipped_byte_in_any_checkpoint_file_is_detected(tmp_path, name):
+    from videodiff.checkpoint import CheckpointError
+
+    run = tmp_path / "r"
+    train(load_config(None, TINY + ["train.steps=1"]), run, progress=False)
+    ck = run / "checkpoints" / "step_000001"
+    manifest = json.loads((ck / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"model.safetensors", "ema.safetensors", "state.safetensors", "state.json"}
+    size = (ck / name).stat().st_size
+    _flip(ck / name)
+    assert (ck / name).stat().st_size == size
+    with pytest.raises(CheckpointError, match="could not read checkpoint .*step_000001"):
+        load_checkpoint(run)
+
+
+def test_a_flipped_tensor_byte_loads_silently_without_the_manifest(tmp_path):
+    """Why the digests are needed: a bit flipped inside a tensor's data still parses (older checkpoints, without a
+    manifest, keep loading unchecked)."""
+    run = tmp_path / "r"
+    train(load_config(None, TINY + ["train.steps=1"]), run, progress=False)
+    ck = run / "checkpoints" / "step_000001"
+    good = {k: v.clone() for k, v in load_checkpoint(run)["ema"].items()}  # (safetensors may map the file)
+    _flip(ck / "ema.safetensors", at=0.9)
+    (ck / "manifest.json").unlink()
+    bad = load_checkpoint(run)["ema"]
+    assert any(not torch.equal(good[k], bad[k]) for k in good)
+
+
+def test_resume_falls_back_from_a_flipped_byte_and_stays_exact(tmp_path, capsys):
+    common = TINY + ["train.ckpt_every=1", "train.keep_checkpoints=2"]
+    train(load_config(None, common + ["train.steps=2"]), tmp_path / "r", progress=False)
+    _flip(tmp_path / "r" / "checkpoints" / "step_000002" / "ema.safetensors", at=0.9)
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(tmp_path / "r"), "--num", "1", "--steps", "1",
+                 "--out", str(tmp_path / "s.gif")]) == 2
+    assert_one_line_error(capsys, "could not read checkpoint", "step_000002", "ema.safetensors", "sha256")
+    train(load_config(None, common + ["train.steps=3"]), tmp_path / "r", progress=False)
+    err = capsys.readouterr().err
+    warn = [line for line in err.splitlines() if "could not read checkpoint" in line]
+    assert len(warn) == 1 and "ema.safetensors does not match its sha256" in warn[0] and "falling back" in warn[0]
+    assert (tmp_path / "r" / "checkpoints" / "step_000002.damaged").is_dir()
+    train(load_config(None, common + ["train.steps=3"]), tmp_path / "full", progress=False)
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "r")
+    assert a["step"] == b["step"] == 3
+    for k in a["ema"]:
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    assert _losses(tmp_path / "full") == _losses(tmp_path / "r")

@@ -6,15 +6,20 @@ Layout of a run directory::
     RUN/checkpoints/step_000500/            one checkpoint (written as step_000500.tmp, then renamed)
         model.safetensors  ema.safetensors  state.safetensors (optimizer moments; RNG states if given)
         state.json (step, optimizer hyper-parameters, config; training adds samples_seen, world_size)
+        manifest.json (sha256 and size of each of the four files above)
     RUN/checkpoints/latest                  name of the newest complete checkpoint (replaced atomically)
 
 Every file and the checkpoint folder are fsynced before the rename, and the parent folder after it, so that a crash
 or power loss leaves either the previous state or the new complete checkpoint. :func:`load_latest_checkpoint` (used
-on resume) falls back to the previous complete checkpoint when the newest one cannot be read.
+on resume) falls back to the previous complete checkpoint when the newest one cannot be read, and a file whose bytes
+changed without changing its length (a flipped bit on disk or in transfer) cannot be read: :func:`load_checkpoint`
+checks every file against the digests of ``manifest.json`` first. Checkpoints written before the manifest existed
+load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -27,11 +32,54 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "load_latest_checkpoint", "resolve_checkpoint",
-           "CheckpointError", "fsync_path"]
+           "CheckpointError", "fsync_path", "write_manifest", "verify_manifest", "MANIFEST"]
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing or unreadable; the message names the path."""
+
+
+MANIFEST = "manifest.json"
+_FILES = ("model.safetensors", "ema.safetensors", "state.safetensors", "state.json")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path, names=_FILES) -> None:
+    """``folder/manifest.json``: the sha256 and size of each named file of a checkpoint being written."""
+    files = {n: {"sha256": _sha256(folder / n), "bytes": (folder / n).stat().st_size} for n in names}
+    (folder / MANIFEST).write_text(json.dumps({"algorithm": "sha256", "files": files}, indent=1))
+
+
+def verify_manifest(folder: Path) -> bool:
+    """Check a checkpoint's files against its manifest; raises :class:`CheckpointError` naming the first file that
+    differs. False when the checkpoint has no manifest (written before checksums), True when every file matches."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return False
+    try:
+        files = json.loads(path.read_text())["files"]
+        expected = {str(n): (str(f["sha256"]), int(f["bytes"])) for n, f in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"could not read checkpoint {folder}: its {MANIFEST} is damaged "
+                              f"({type(e).__name__})") from e
+    for name, (digest, size) in expected.items():
+        f = folder / name
+        if Path(name).name != name or not f.is_file():
+            raise CheckpointError(f"could not read checkpoint {folder}: {name} (listed in {MANIFEST}) is missing")
+        if f.stat().st_size != size:
+            raise CheckpointError(f"could not read checkpoint {folder}: {name} is {f.stat().st_size} bytes, "
+                                  f"{MANIFEST} says {size} (truncated or replaced)")
+        if _sha256(f) != digest:
+            raise CheckpointError(f"could not read checkpoint {folder}: {name} does not match its sha256 in "
+                                  f"{MANIFEST} (its bytes changed since it was written)")
+    return True
 
 
 def fsync_path(path: str | Path) -> None:
@@ -101,6 +149,7 @@ def save_checkpoint(
         save_file({**opt_tensors, **rng_tensors}, str(tmp / "state.safetensors"))
         meta = {"step": step, "optimizer": opt_meta, "config": config, **(extra or {})}
         (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+        write_manifest(tmp)
         for f in tmp.iterdir():
             fsync_path(f)
         fsync_path(tmp)
@@ -185,6 +234,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     """Read a checkpoint into a dict: ``step``, ``config``, ``model``, ``ema``, ``optimizer``, ``rng``, extras."""
     path = resolve_checkpoint(path)
     try:
+        verify_manifest(path)  # a changed byte anywhere: CheckpointError naming the file
         meta = json.loads((path / "state.json").read_text())
         model = load_file(str(path / "model.safetensors"), device=str(device))
         ema = load_file(str(path / "ema.safetensors"), device=str(device))
