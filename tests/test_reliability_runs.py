@@ -229,3 +229,99 @@ def test_resume_falls_back_from_a_flipped_byte_and_stays_exact(tmp_path, capsys)
     for k in a["ema"]:
         assert torch.equal(a["ema"][k], b["ema"][k]), k
     assert _losses(tmp_path / "full") == _losses(tmp_path / "r")
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("export") / "run"
+    train(load_config(None, TINY + ["train.steps=1", "sample.num=1", "sample.steps=1"]), run, progress=False)
+    return run
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("name", ["../../x", "", ".hidden", "a/b", "..", "/abs", "x" * 101, "-rf"])
+def test_export_never_writes_outside_its_folder(tiny_run, tmp_path, capsys, name):
+    out = tmp_path / "a" / "b" / "models"
+    out.mkdir(parents=True)
+    before = _tree(tmp_path)
+    assert main(["export", "--checkpoint", str(tiny_run), f"--name={name}", "--out", str(out)]) == 2
+    assert_one_line_error(capsys, "--name", "letters, digits")
+    assert _tree(tmp_path) == before
+
+
+def test_export_replaces_a_model_only_with_overwrite_and_a_shipped_one_never(tiny_run, tmp_path, capsys):
+    import hashlib
+
+    import videodiff.pretrained as pretrained
+
+    out = tmp_path / "models"
+    args = ["export", "--checkpoint", str(tiny_run), "--name", "tiny", "--out", str(out)]
+    old = os.umask(0o022)
+    try:
+        assert main(args) == 0
+    finally:
+        os.umask(old)
+    for f in ("tiny.safetensors", "tiny.json"):
+        assert (out / f).stat().st_mode & 0o777 == 0o644, f  # as open() would, not mkstemp's 0600
+    assert _tree(out) == ["tiny.json", "tiny.safetensors"]  # no temporary files left
+    (out / "tiny.json").write_text((out / "tiny.json").read_text().replace('"weights": "ema"', '"weights": "ema" '))
+    edited = (out / "tiny.json").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    assert_one_line_error(capsys, "--name 'tiny'", "exists", "--overwrite")
+    assert (out / "tiny.json").read_bytes() == edited
+    assert main(args + ["--overwrite"]) == 0 and (out / "tiny.json").read_bytes() != edited
+    # the package's own models: never replaced, with or without --overwrite, --out given or not
+    shipped = pretrained.available_models()
+    assert shipped, "the package ships models"
+    weights = pretrained.MODELS_DIR / f"{shipped[0]}.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    for extra in ([], ["--overwrite"], ["--out", str(pretrained.MODELS_DIR)]):
+        capsys.readouterr()
+        assert main(["export", "--checkpoint", str(tiny_run), "--name", shipped[0]] + extra) == 2
+        assert_one_line_error(capsys, "ships with the package", "never replaced")
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest
+
+
+def test_export_refuses_unwritable_and_file_outputs_in_one_line(tiny_run, tmp_path, capsys, monkeypatch):
+    base = ["export", "--checkpoint", str(tiny_run), "--name", "tiny"]
+    (tmp_path / "f").write_text("x")
+    assert main(base + ["--out", str(tmp_path / "f")]) == 2
+    assert_one_line_error(capsys, "--out", "is a file, not a folder")
+    assert main(base + ["--out", "/proc/self"]) == 2  # a folder nobody may create files in (root neither)
+    assert_one_line_error(capsys, "--out /proc/self", "not writable")
+    import videodiff.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained.os, "access", lambda *a: True)  # the write itself fails (as root on a ro mount)
+    assert main(base + ["--out", "/proc/self"]) == 2
+    assert_one_line_error(capsys, "--out /proc/self", "cannot write tiny.safetensors")
+
+
+def test_weights_from_another_config_are_one_line(tiny_run, tmp_path, capsys):
+    """A checkpoint whose state.json config is not the network of its weights (files from two runs): export, sample
+    and resume each say so in one line instead of load_state_dict's traceback."""
+    import shutil
+
+    from videodiff.checkpoint import write_manifest
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    ck = run / "checkpoints" / "step_000001"
+    meta = json.loads((ck / "state.json").read_text())
+    meta["config"]["model"]["base_channels"] = 8
+    (ck / "state.json").write_text(json.dumps(meta))
+    write_manifest(ck)  # consistent digests: the files are intact, they just do not belong together
+    assert main(["export", "--checkpoint", str(run), "--name", "x", "--out", str(tmp_path / "m")]) == 2
+    assert_one_line_error(capsys, "--checkpoint", "do not fit the network of its config", "of another shape")
+    assert not (tmp_path / "m").exists()
+    assert main(["sample", "--checkpoint", str(run), "--num", "1", "--steps", "1",
+                 "--out", str(tmp_path / "s.gif")]) == 2
+    assert_one_line_error(capsys, "step_000001", "do not fit the network of its config")
+    assert main(_train_args(run, "train.steps=2", "model.base_channels=8")) == 2
+    assert_one_line_error(capsys, "step_000001", "do not fit the network of its config")

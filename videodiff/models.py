@@ -15,7 +15,8 @@ from .denoiser import Denoiser
 from .nn import UNet3D
 from .precision import compile_network, precision_name, prepare_network, resolve_precision
 
-__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "denoiser_device"]
+__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "denoiser_device", "load_weights",
+           "check_weights"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -46,6 +47,29 @@ def build_model(cfg: ExperimentConfig) -> torch.nn.Module:
     text_dim = HFTextEncoder(cfg.text.encoder, max_length=cfg.text.max_length).dim  # reads config.json only
     return TextConditionedUNet(UNet3D(cfg.model), text_dim, num_queries=cfg.text.pool_queries,
                                heads=cfg.text.pool_heads)
+
+
+def load_weights(net: torch.nn.Module, state: dict, source) -> None:
+    """``net.load_state_dict(state)``, where a mismatch (weights of another config: other keys or shapes) is one
+    ValueError naming ``source`` and a few of the differences instead of torch's many-line RuntimeError."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        own = net.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+                  if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        parts = [f"{len(v)} {what} (e.g. {', '.join(v[:2])})" for what, v in
+                 (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)) if v]
+        raise ValueError(f"{source}: its weights do not fit the network of its config ({'; '.join(parts) or e}); "
+                         f"the weights and config.json/state.json come from different runs") from None
+
+
+def check_weights(config: dict, state: dict, source) -> None:
+    """Build the network of ``config`` (a saved experiment config) and load ``state`` into it: raises a one-line
+    ValueError naming ``source`` when they do not fit (for ``videodiff export``)."""
+    load_weights(build_model(config_from_dict(ExperimentConfig, config)), state, source)
 
 
 @dataclass
@@ -80,7 +104,7 @@ def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto"
         ckpt = load_checkpoint(checkpoint, device=dev)
     cfg = config_from_dict(ExperimentConfig, ckpt["config"])
     net = build_model(cfg).to(dev)
-    net.load_state_dict(ckpt["ema" if ema else "model"])
+    load_weights(net, ckpt["ema" if ema else "model"], ckpt["path"])
     net.eval().requires_grad_(False)
     dtype = resolve_precision(precision or cfg.sample.precision, dev)
     prepare_network(net, dtype)

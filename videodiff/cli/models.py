@@ -51,7 +51,10 @@ def _cmd_app(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from ..pretrained import export_model
+    from ..models import check_weights
+    from ..pretrained import check_model_name, export_model
+
+    check_model_name(args.name)  # before reading anything
 
     extra = {}
     if args.meta is not None:
@@ -61,7 +64,8 @@ def _cmd_export(args) -> int:
             raise ValueError(f"--meta {args.meta}: cannot read a JSON object ({e})") from e
         if not isinstance(extra, dict):
             raise ValueError(f"--meta {args.meta}: expected a JSON object")
-    weights, meta = export_model(args.checkpoint, args.name, args.out, extra=extra)
+    weights, meta = export_model(args.checkpoint, args.name, args.out, extra=extra, overwrite=args.overwrite,
+                                 check=check_weights)
     print(f"exported {args.checkpoint} as {args.name!r}: {weights} ({weights.stat().st_size / 1e6:.1f} MB), {meta}")
     return 0
 
@@ -104,4 +108,6 @@ def add_subcommands(sub) -> None:
     p.add_argument("--name", required=True, help="model name, e.g. moving-mnist")
     p.add_argument("--out", type=Path, default=MODELS_DIR, help=f"folder (default: the package's {MODELS_DIR.name})")
     p.add_argument("--meta", type=Path, default=None, help="JSON object merged into NAME.json (command, quality)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing model NAME in --out (a model shipped in the package is never replaced)")
     p.set_defaults(func=_cmd_export)

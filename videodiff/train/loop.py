@@ -41,7 +41,7 @@ from ..denoiser import Denoiser
 from ..io import save_video_grid
 from ..losses import diffusion_loss
 from ..nn import joint_frame_mask
-from ..models import build_model
+from ..models import build_model, load_weights
 from ..pipeline import sample_from_prompts, sample_videos
 from ..precision import autocast, compile_network, precision_name, prepare_network, resolve_precision
 from ..checkpoint import latest_checkpoint, load_checkpoint, load_latest_checkpoint, save_checkpoint
@@ -325,8 +325,8 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                                 fused=device.type in ("cpu", "cuda"))
         step, samples_seen, skipped = 0, 0, 0
         if ckpt is not None:
-            model.load_state_dict(ckpt["model"])
-            ema.model.load_state_dict(ckpt["ema"])
+            load_weights(model, ckpt["model"], resume_from)  # one line if they are another network's
+            load_weights(ema.model, ckpt["ema"], resume_from)
             opt.load_state_dict(ckpt["optimizer"])
             _match_state_layout(opt)
             step = ckpt["step"]
