@@ -13,6 +13,7 @@ from videodiff.cli import main
 from videodiff.config import load_config
 from videodiff.train import train
 
+from test_text import needs_transformers
 from test_train import TINY
 
 # ------------------------------------------------------------------------------------------------ bad inputs
@@ -266,3 +267,130 @@ def test_a_mixed_folder_fails_from_the_headers_naming_the_files(tmp_path, monkey
     with pytest.raises(ValueError, match="differ in resolution .*64x48"):
         load_video_set(tmp_path, frames=8, what="--real")
     assert decoded == []  # nothing was decoded
+
+
+# ------------------------------------------------------------------------------------------------ issue 29: values
+
+
+@pytest.fixture(scope="module")
+def odd_tensors(tmp_path_factory):
+    d = tmp_path_factory.mktemp("odd")
+    torch.save(torch.zeros(0, 1, 4, 16, 16), d / "none.pt")
+    torch.save(torch.ones(1, 1, 4, 16, 16, dtype=torch.bool), d / "bool.pt")
+    torch.save(torch.full((1, 1, 4, 16, 16), 300), d / "int300.pt")
+    torch.save(torch.rand(1, 1, 4, 16, 16) * 255, d / "float255.pt")
+    torch.save(torch.randint(0, 256, (1, 1, 4, 16, 16), dtype=torch.uint8), d / "pixels.pt")
+    return d
+
+
+@pytest.mark.parametrize("name,words", [
+    ("none.pt", "holds no videos"), ("bool.pt", "bool tensor"), ("int300.pt", "integer values in [300, 300]"),
+    ("float255.pt", "divide by 127.5"),
+])
+def test_odd_tensor_inputs_are_refused_not_clamped(run, odd_tensors, tmp_path, capsys, name, words):
+    assert main(["extend", "--checkpoint", str(run), "--input", str(odd_tensors / name), "--frames", "6",
+                 "--steps", "1", "--out", str(tmp_path / "o.gif")]) == 2
+    assert name in assert_one_line_error(capsys, words)
+    assert not (tmp_path / "o.gif").exists()
+
+
+def test_integer_pixels_are_read_as_pixels_with_a_note(run, odd_tensors, tmp_path, capsys):
+    from videodiff.cli.conditional_io import read_input
+
+    video = read_input(odd_tensors / "pixels.pt", channels=1, size=None)
+    raw = torch.load(odd_tensors / "pixels.pt").float() / 127.5 - 1
+    torch.testing.assert_close(video, raw)
+    assert "read as 8-bit pixels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,words", [("none.pt", "holds no videos"), ("bool.pt", "torch.bool"),
+                                        ("float255.pt", "must be in [-1, 1]")])
+def test_eval_refuses_odd_tensors(bad_files, odd_tensors, capsys, name, words):
+    assert main(["eval", "--real", str(bad_files / "ok.pt"), "--fake", str(odd_tensors / name), "--metrics",
+                 "ssim", "--no-progress"]) == 2
+    assert name in assert_one_line_error(capsys, words)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["sample", "{run}", "--guidance", "nan", "--prompt", "x"], "--guidance must be a finite number, got nan"),
+    (["sample", "{run}", "--guidance", "inf", "--prompt", "x"], "--guidance must be a finite number, got inf"),
+    (["sample", "{run}", "--gamma", "nan"], "--gamma must be a finite number"),
+    (["extend", "{run}", "--from-samples", "1", "--w-r", "nan"], "--w-r must be a finite number"),
+    (["demo", "--weights", "1", "inf", "--out", "{tmp}/d"], "--weights must be a finite number, got inf"),
+    (["sample", "{run}", "--prompt", ""], "--prompt must not be empty"),
+    (["sample", "{run}", "--prompt", "a", "--prompt", "   "], "--prompt must not be empty"),
+    (["extend", "{run}", "--from-samples", "1", "--prompt", ""], "--prompt must not be empty"),
+    (["sample", "{run}", "--seed", str(10**23)], "--seed must be an integer in [0, 2**63 - 1]"),
+    (["sample", "{run}", "--seed", "-1"], "--seed must be an integer in [0, 2**63 - 1], got -1"),
+    (["bench", "--repeats", "0"], "--repeats must be >= 1, got 0"),
+    (["bench", "--batch", "-2"], "--batch must be >= 1, got -2"),
+    (["bench", "--batch", "0"], "--batch must be >= 1, got 0"),
+    (["bench", "--threads", "0"], "--threads must be >= 1, got 0"),
+    (["bench", "--rounds", "0"], "--rounds must be >= 1, got 0"),
+    (["bench", "--warmup", "-1"], "--warmup must be >= 0"),
+    (["train", "--out", "{file}"], "--out {file}: is a file, not a folder"),
+    (["demo", "--out", "{file}"], "--out {file}: is a file, not a folder"),
+    (["eval", "--real", "{file}", "--fake", "{file}", "--cache-dir", "{file}"], "--cache-dir {file}: is a file"),
+    (["config", "--set", "model.channel_mults=[1,2,4"], "--set model.channel_mults=[1,2,4: the value"),
+    (["config", "--set", "train.steps={a: 1"], "is not valid YAML"),
+    (["config", "--set", "train.steps=*alias"], "undefined alias"),
+    (["sample", "--model", "nope"], "no shipped model named 'nope' (shipped: "),
+    (["demo", "--model", "nope", "--out", "{tmp}/d"], "model 'nope': no such run directory or checkpoint"),
+])
+def test_bad_values_are_one_line_before_any_work(run, tmp_path, capsys, argv, words):
+    file = tmp_path / "a_file"
+    file.write_text("x")
+    fill = dict(run=f"--checkpoint={run}", tmp=str(tmp_path), file=str(file))
+    def sub(text):
+        for k, v in fill.items():
+            text = text.replace("{" + k + "}", v)
+        return text
+
+    argv = [sub(a) for a in argv]
+    if argv[0] in ("sample", "extend"):
+        argv += ["--steps", "1", "--out", str(tmp_path / "o.gif")]
+    assert main(argv) == 2
+    assert_one_line_error(capsys, sub(words))
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["a_file"]  # no file written
+
+
+def test_a_binary_config_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_bytes(bytes(range(256)) * 4)
+    assert main(["config", "--config", str(tmp_path / "c.yaml")]) == 2
+    assert_one_line_error(capsys, "c.yaml", "not a text (UTF-8) YAML file")
+
+
+def test_extend_refuses_frames_not_beyond_the_given_ones(run, bad_files, tmp_path, capsys):
+    assert main(["extend", "--checkpoint", str(run), "--input", str(bad_files / "ok.pt"), "--frames", "2",
+                 "--steps", "1", "--out", str(tmp_path / "o.gif")]) == 2
+    assert_one_line_error(capsys, "--frames 2 is not more than the 2 given frames", "nothing to extend")
+
+
+def test_resuming_a_finished_run_says_so_instead_of_a_nan_loss(run, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(run, tmp_path / "r")
+    args = ["train", "--out", str(tmp_path / "r"), "--no-progress"]
+    for o in TINY + ["train.steps=1"]:
+        args += ["--set", o]
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "is already at step 1 (train.steps=1): no step was trained" in out and "nan" not in out
+
+
+@needs_transformers
+def test_an_over_long_prompt_is_reported_as_truncated(tmp_path, capsys):
+    from test_text import make_tiny_bert
+    from videodiff.text import EmbeddingCache, HFTextEncoder
+
+    make_tiny_bert(tmp_path / "bert")
+    cache = EmbeddingCache(HFTextEncoder(str(tmp_path / "bert"), max_length=8), tmp_path / "cache")
+    long = "digit three moving left " * 100
+    emb = cache.get(["digit 1", long])
+    err = capsys.readouterr().err
+    assert "has " in err and "tokens; the text encoder reads only its first 8 (text.max_length)" in err
+    assert "'digit 1'" not in err and emb[1].shape[0] == 8
+    again = EmbeddingCache(HFTextEncoder(str(tmp_path / "bert"), max_length=8), tmp_path / "cache")
+    again.get([long])  # read from the disk cache: still reported
+    assert "reads only its first 8" in capsys.readouterr().err

@@ -296,7 +296,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {p} is not a group of options")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:  # e.g. "[1,2,4", "{a: 1", "*alias": one line, as for a config file
+            why = " ".join(str(getattr(e, "problem", None) or e).split())
+            raise ValueError(f"--set {item}: the value {raw!r} is not valid YAML ({why}); quote strings and close "
+                             f"brackets, e.g. --set model.channel_mults='[1, 2, 4]'") from None
     return data
 
 
@@ -311,6 +316,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ValueError(f"could not parse config {path}: {e}") from e
+        except UnicodeDecodeError:
+            raise ValueError(f"config {path} is not a text (UTF-8) YAML file") from None
         if not isinstance(data, dict):
             raise ValueError(f"config {path} must be a mapping of option groups, got {type(data).__name__}")
     apply_overrides(data, overrides or [])

@@ -96,6 +96,12 @@ def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto"
     dev = pick_device(device)
     if precision is not None:
         resolve_precision(precision, dev)  # validates the name before any loading
+    if pretrained is None and not Path(checkpoint).exists():  # neither a path nor (below) a shipped name
+        from .pretrained import available_models
+
+        if not is_model_name(checkpoint):
+            raise FileNotFoundError(f"model {str(checkpoint)!r}: no such run directory or checkpoint, and no shipped "
+                                    f"model of that name (shipped: {', '.join(available_models()) or 'none'})")
     if pretrained or (pretrained is None and is_model_name(checkpoint)):
         if not ema:
             raise ValueError(f"shipped model {checkpoint!r} has EMA weights only; drop --no-ema")

@@ -179,6 +179,9 @@ def _cmd_extend(args) -> int:
             print(f"note: {args.input} has only {video.shape[2]} frames at frameskip {cfg.data.frameskip}; "
                   f"conditioning on those", file=sys.stderr)
         given = video.shape[2]
+        if args.frames <= given:
+            raise ValueError(f"--frames {args.frames} is not more than the {given} given frames of --input: nothing "
+                             f"to extend (ask for more --frames, or fewer with --given)")
     else:
         if args.from_samples < 1:
             raise ValueError(f"--from-samples must be >= 1, got {args.from_samples}")

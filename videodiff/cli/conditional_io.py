@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .checks import check_video_tensor
 from .options import check_sampler_flags, sampler_flag_values
 
 __all__ = ["check_input", "read_input", "sampling_options", "check_text_flags", "text_denoiser", "seeded_generator",
@@ -32,9 +33,8 @@ def read_input(path: Path, *, channels: int, size: int | None, step: int = 1, ma
         video = load_tensor_file(path, "--input")
         if not torch.is_tensor(video) or video.ndim not in (4, 5):
             raise ValueError(f"--input {path}: expected a (B, C, F, H, W) tensor")
-        if not torch.isfinite(video).all():
-            raise ValueError(f"--input {path}: the tensor holds NaN or infinite values")
-        video = (video[None] if video.ndim == 4 else video).float()
+        video = check_video_tensor(video, path)  # float in [-1, 1]; empty, bool, out-of-range values refused
+        video = video[None] if video.ndim == 4 else video
         video = video[:, :, ::step][:, :, :max_frames]
         b, c, f, h, w = video.shape
         if h != w:

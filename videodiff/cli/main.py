@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     tune_malloc()  # fewer page faults on CPU (videodiff/runtime.py); VIDEODIFF_MALLOC_TUNING=0 turns it off
 
     try:
+        from .checks import check_args
+
+        check_args(args)  # values no command can use (NaN weights, empty prompts, ...), before any work
         return args.func(args)
     except (ValueError, OSError, CheckpointError, VideoReadError) as e:
         # Expected failures (bad values, bad or unreadable files, I/O: disk full, permission denied): one line

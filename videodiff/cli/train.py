@@ -24,6 +24,11 @@ def _cmd_train(args) -> int:
     if not res.is_main:  # under torchrun, rank 0 reports
         return 0
     steps = res.step if res.step is not None else cfg.train.steps
+    if res.step is not None and res.step == res.start_step:  # a resume at or past train.steps: no loss to report
+        print(f"\n{cfg.name} in {res.run_dir} is already at step {res.step} (train.steps={cfg.train.steps}): no step "
+              f"was trained; raise train.steps (--set train.steps=N) to continue")
+        print(f"  checkpoint : {res.checkpoint}")
+        return 0
     print(f"\ntrained {cfg.name} to step {steps} of {cfg.train.steps} in {mins:.1f} min; final loss {res.final_loss:.4f}")
     print(f"  checkpoint : {res.checkpoint}")
     if res.skipped_steps:

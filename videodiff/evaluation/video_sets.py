@@ -127,6 +127,10 @@ def tensor_to_uint8(videos) -> np.ndarray:
     v = torch.as_tensor(videos) if not isinstance(videos, torch.Tensor) else videos
     if v.ndim != 5:
         raise ValueError(f"expected 5-d videos (N, C, F, H, W) float or (N, F, H, W, C) uint8, got {tuple(v.shape)}")
+    if 0 in v.shape:
+        raise ValueError(f"the tensor holds no videos (shape {tuple(v.shape)})")
+    if v.dtype != torch.uint8 and not v.is_floating_point():  # bool, int64, ...: not pixels we can read unambiguously
+        raise ValueError(f"expected float videos in [-1, 1] or uint8 (N, F, H, W, C), got a {v.dtype} tensor")
     if v.dtype == torch.uint8:
         if v.shape[-1] not in (1, 3):
             raise ValueError(f"uint8 videos must be (N, F, H, W, C) with C in (1, 3), got {tuple(v.shape)}")
@@ -136,6 +140,10 @@ def tensor_to_uint8(videos) -> np.ndarray:
             raise ValueError(f"float videos must be (N, C, F, H, W) with C in (1, 3), got {tuple(v.shape)}")
         if not torch.isfinite(v).all():  # NaN would become black frames and a finite, meaningless score
             raise ValueError("the videos hold NaN or infinite values")
+        lo, hi = float(v.min()), float(v.max())
+        if lo < -1.001 or hi > 1.001:  # beyond round-off: another value range, not something to clamp silently
+            hint = " (8-bit pixels? divide by 127.5 and subtract 1, or save them as uint8)" if hi > 2 else ""
+            raise ValueError(f"float videos must be in [-1, 1], got values in [{lo:.4g}, {hi:.4g}]{hint}")
         out = ((v.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
     out = out.cpu().numpy()
     return np.repeat(out, 3, -1) if out.shape[-1] == 1 else out

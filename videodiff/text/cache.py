@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -71,6 +72,8 @@ class EmbeddingCache:
         self.batch_size, self.memory_items = batch_size, memory_items
         self._memory: OrderedDict[str, Tensor] = OrderedDict()
         self.hits = self.misses = 0  # disk or memory hits / captions encoded
+        self.truncated: dict[str, int] = {}  # captions longer than the encoder's max_length: their token counts
+        self._reported: set[str] = set()
 
     @property
     def dim(self) -> int:
@@ -86,8 +89,11 @@ class EmbeddingCache:
             return None
         try:
             with safe_open(str(path), framework="pt") as f:
-                if (f.metadata() or {}).get("caption") != caption:
+                meta = f.metadata() or {}
+                if meta.get("caption") != caption:
                     return None  # a hash collision or a foreign file: re-encode
+                if meta.get("tokens", "").isdigit():  # written truncated: reported on every use
+                    self.truncated[caption] = int(meta["tokens"])
                 return f.get_tensor("emb")
         except Exception:  # a truncated file from a crashed writer on a filesystem without atomic rename
             return None
@@ -96,7 +102,10 @@ class EmbeddingCache:
         path = self.path(caption)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        save_file({"emb": emb.contiguous()}, str(tmp), metadata={"caption": caption, "encoder": self.encoder.cache_id})
+        meta = {"caption": caption, "encoder": self.encoder.cache_id}
+        if caption in self.truncated:
+            meta["tokens"] = str(self.truncated[caption])
+        save_file({"emb": emb.contiguous()}, str(tmp), metadata=meta)
         os.replace(tmp, path)
 
     def get(self, captions: Sequence[str]) -> list[Tensor]:
@@ -118,6 +127,11 @@ class EmbeddingCache:
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
             emb, mask = self.encoder(chunk)  # (n, L, D), (n, L)
+            limit = getattr(self.encoder, "max_length", None)
+            if limit is not None and hasattr(self.encoder, "token_counts"):
+                for c, n in zip(chunk, self.encoder.token_counts(chunk)):
+                    if n > limit:
+                        self.truncated[c] = n
             for c, e, m in zip(chunk, emb, mask):
                 found[c] = e[m].clone()  # (L_i, D): real tokens only
                 self._write(c, found[c])
@@ -126,7 +140,24 @@ class EmbeddingCache:
             self._memory.move_to_end(c)
         while len(self._memory) > self.memory_items:
             self._memory.popitem(last=False)
+        self._report_truncated(captions)
         return [found[c] for c in captions]
+
+    def _report_truncated(self, captions: Sequence[str], most: int = 3) -> None:
+        """One note per caption cut to the encoder's ``max_length`` tokens (the first ``most`` of them)."""
+        for c in dict.fromkeys(captions):
+            if c not in self.truncated or c in self._reported:
+                continue
+            self._reported.add(c)
+            if len(self._reported) > most:
+                if len(self._reported) == most + 1:
+                    print("note: more captions were cut to the text encoder's maximum length (not listed)",
+                          file=sys.stderr)
+                continue
+            short = c if len(c) <= 60 else c[:57] + "..."
+            limit = getattr(self.encoder, "max_length", "?")
+            print(f"note: caption {short!r} has {self.truncated[c]} tokens; the text encoder reads only its first "
+                  f"{limit} (text.max_length), the rest is ignored", file=sys.stderr)
 
     def encode(self, captions: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Padded ``emb (B, L, D)`` and ``mask (B, L)``, as the encoder itself returns them."""

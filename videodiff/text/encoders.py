@@ -182,6 +182,18 @@ class HFTextEncoder:
         self._model = model.to(self.device).eval().requires_grad_(False)  # frozen
         return self
 
+    def token_counts(self, captions: Sequence[str]) -> list[int]:
+        """Tokens of each caption before truncation to ``max_length`` (special tokens included)."""
+        self.load()
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "Token indices sequence length is longer than ...": reported by the caller
+        try:
+            return [len(ids) for ids in self._tokenizer(list(captions), truncation=False)["input_ids"]]
+        finally:
+            hf_logging.set_verbosity(verbosity)
+
     @torch.no_grad()
     def __call__(self, captions: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Token embeddings ``(B, L, D)`` (last hidden state, float32, CPU) and mask ``(B, L)`` (True = token),

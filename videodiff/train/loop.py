@@ -119,6 +119,7 @@ class TrainResult:
     is_main: bool = True  # False on the ranks > 0 of a distributed run (rank 0 logs and reports)
     step: int | None = None  # the step training ended at (below train.steps when train.max_seconds stopped it)
     skipped_steps: int = 0  # steps dropped for a non-finite loss or gradient norm (train.on_nonfinite=skip)
+    start_step: int = 0  # the step this call started from (a resume: its checkpoint's step)
 
 
 # Config keys that may change on resume without changing what the run computes: its length and bookkeeping, where
@@ -362,6 +363,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
             tc.loggers if main else (), run_dir, step=step, config=config_to_dict(cfg), name=cfg.name,
             wandb_mode=tc.wandb_mode, wandb_project=tc.wandb_project))
         samples: list[Path] = []
+        start_step = step
         loss_sum, loss_n, t_last, last_loss = torch.zeros((), device=device), 0, time.perf_counter(), float("nan")
         steps_n = 0  # steps since the last log line (loss_n: those of them not skipped)
         bar = tqdm(total=tc.steps, initial=step, desc="train", disable=not (progress and main), dynamic_ncols=True)
@@ -459,4 +461,4 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
     if main and not loss_png.is_file():
         loss_png = plot_loss(run_dir / "metrics.jsonl", loss_png)
     return TrainResult(run_dir, final, loss_png, samples, last_loss, is_main=main, step=step,
-                       skipped_steps=skipped)
+                       skipped_steps=skipped, start_step=start_step)
