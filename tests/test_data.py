@@ -242,7 +242,10 @@ def test_video_folder_reads_gifs(tmp_path):
 def test_video_folder_too_short(tmp_path, carphone):
     shutil.copy(carphone, tmp_path / carphone.name)
     with pytest.raises(VideoReadError, match="carphone_pristine.mp4.*too short"):
-        folder(tmp_path, num_frames=61, frameskip=2)  # needs 121 of 120 frames
+        folder(tmp_path, num_frames=61, frameskip=2, on_error="raise")  # needs 121 of 120 frames
+    with pytest.warns(UserWarning, match="too short"), pytest.raises(FileNotFoundError, match=r"1 skipped; first: "
+                                                                                              r".*too short"):
+        folder(tmp_path, num_frames=61, frameskip=2)  # the default (on_error=skip): warned, then nothing is left
     assert len(folder(tmp_path, num_frames=60, frameskip=2)) == 1  # exactly 119 frames fit
 
 
@@ -250,7 +253,7 @@ def test_video_folder_corrupt_file_raise_or_skip(tmp_path):
     write_video(tmp_path / "good.gif", np.zeros((8, 16, 16, 3), np.uint8))
     (tmp_path / "junk.mp4").write_bytes(b"\x00not a video" * 100)
     with pytest.raises(VideoReadError, match="junk.mp4"):
-        folder(tmp_path, num_frames=4)
+        folder(tmp_path, num_frames=4, on_error="raise")
     with pytest.warns(UserWarning, match=r"(?s)skipped 1 .*junk\.mp4"):
         ds = folder(tmp_path, num_frames=4, on_error="skip", clips_per_video=2)
     assert ds.skipped == [str(tmp_path / "junk.mp4")]

@@ -58,7 +58,7 @@ def _clip_spec(args, metrics):
         return None
     return ClipSpec(frames=args.frames, frameskip=args.frameskip, resize=args.resize, sampling=args.clip_sampling,
                     clips_per_video=args.clips_per_video, num=args.num, seed=args.seed,
-                    short_videos=args.short_videos, chunk=args.chunk)
+                    short_videos=args.short_videos, chunk=args.chunk, bad_files=args.bad_files)
 
 
 def _cmd_eval(args) -> int:
@@ -89,11 +89,11 @@ def _cmd_eval(args) -> int:
             raise ValueError("--checkpoint samples the fake set itself: give --fake or --checkpoint, not both")
         results = evaluate_checkpoint(args.checkpoint, real=args.real, steps=args.steps, sampler=args.sampler,
                                       seed=args.seed, save_samples=args.save_samples, precision=args.precision,
-                                      compile=args.compile, **grid, **common)
+                                      compile=args.compile, bad_files=args.bad_files, **grid, **common)
     else:
         if args.real is None or args.fake is None:
             raise ValueError("give --real PATH and --fake PATH (or --checkpoint CKPT to sample the fake set)")
-        results = evaluate_paths(args.real, args.fake, clip_spec=spec, **grid, **common)
+        results = evaluate_paths(args.real, args.fake, clip_spec=spec, bad_files=args.bad_files, **grid, **common)
     results["command"] = _command(args)
     results["wall_time_s"] = round(time.perf_counter() - t0, 1)
     print(format_results(results))
@@ -140,6 +140,10 @@ def add_subcommands(sub) -> None:
     g.add_argument("--short-videos", choices=["skip", "error"], default="skip",
                    help="files shorter than a clip: skip them and record them (default), or stop with an error")
     g.add_argument("--chunk", type=int, default=32, metavar="N", help="clips decoded and held at once (default 32)")
+    p.add_argument("--bad-files", choices=["skip", "error"], default="skip",
+                   help="files of a --real/--fake folder that cannot be read (corrupt, truncated, not a video): "
+                        "skip them, with their names and reasons in the log and the results (default), or stop "
+                        "with an error; a single file that cannot be read is always an error")
     g.add_argument("--no-stream", action="store_true",
                    help="load whole sets into memory first (the behaviour before streaming; paired metrics and "
                         "--checkpoint always do)")

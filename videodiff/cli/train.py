@@ -31,6 +31,9 @@ def _cmd_train(args) -> int:
         return 0
     print(f"\ntrained {cfg.name} to step {steps} of {cfg.train.steps} in {mins:.1f} min; final loss {res.final_loss:.4f}")
     print(f"  checkpoint : {res.checkpoint}")
+    if res.skipped_files:
+        names = ", ".join(res.skipped_files[:5]) + (", ..." if len(res.skipped_files) > 5 else "")
+        print(f"  skipped    : {len(res.skipped_files)} unreadable data files (data.on_error=skip): {names}")
     if res.skipped_steps:
         print(f"  skipped    : {res.skipped_steps} steps with a non-finite loss or gradient norm (train.on_nonfinite)")
     if res.loss_plot:

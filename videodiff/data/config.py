@@ -36,7 +36,7 @@ class DataConfig:
     # video folder
     root: str | None = None
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS
-    on_error: str = "raise"  # "raise" | "skip" (skip with a warning and a count)
+    on_error: str = "skip"  # "skip" (unreadable files left out with a warning, counted, listed) | "raise" (stop)
     clips_per_video: int = 1  # dataset length = clips_per_video * number of videos
     # captions (Sec. 4); set automatically for text-conditioned experiments
     captions: bool = False  # Moving MNIST: add built-in captions ("digit 3 moving up")

@@ -95,7 +95,8 @@ class VideoFolder(Dataset):
             warnings.warn(f"skipped {len(reasons)} unusable videos under {self.root}:\n  " + "\n  ".join(reasons),
                           stacklevel=2)
         if not self.videos:
-            raise FileNotFoundError(f"no usable videos under {self.root} ({len(self.skipped)} skipped)")
+            first = f"; first: {reasons[0]}" if reasons else ""
+            raise FileNotFoundError(f"no usable videos under {self.root} ({len(self.skipped)} skipped{first})")
 
     def __len__(self) -> int:
         return self.clips_per_video * len(self.videos)

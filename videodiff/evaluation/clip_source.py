@@ -23,13 +23,14 @@ from typing import Iterator
 import numpy as np
 
 from ..data.transforms import center_crop_square, clip_span, resize_frames
-from ..io import read_video, video_info
+from ..io import VideoReadError, read_video, video_info
 
-__all__ = ["SAMPLINGS", "SHORT_VIDEOS", "RESIZE_METHOD", "ClipSpec", "FolderClips", "ArrayClips", "resize_clip",
+__all__ = ["SAMPLINGS", "SHORT_VIDEOS", "BAD_FILES", "RESIZE_METHOD", "ClipSpec", "FolderClips", "ArrayClips", "resize_clip",
            "plan_starts"]
 
 SAMPLINGS = ("first", "random", "strided")
 SHORT_VIDEOS = ("skip", "error")
+BAD_FILES = ("skip", "error")  # --bad-files: unreadable files of a folder are skipped and recorded, or fatal
 RESIZE_METHOD = ("short side to S, then center crop SxS (done as: center crop of the min(H, W) square, then "
                  "bilinear resize with antialiasing, torch, on uint8)")
 
@@ -48,12 +49,15 @@ class ClipSpec:
     seed: int = 0
     short_videos: str = "skip"
     chunk: int = 32
+    bad_files: str = "skip"
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"--clip-sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if self.short_videos not in SHORT_VIDEOS:
             raise ValueError(f"--short-videos must be one of {', '.join(SHORT_VIDEOS)}, got {self.short_videos!r}")
+        if self.bad_files not in BAD_FILES:
+            raise ValueError(f"--bad-files must be one of {', '.join(BAD_FILES)}, got {self.bad_files!r}")
         for name in ("frames", "resize", "clips_per_video", "num"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -116,8 +120,21 @@ class FolderClips:
             files = sorted(p for p in self.root.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_FILES)
         if not files:
             raise FileNotFoundError(f"{what} {self.root}: no videos ({', '.join(VIDEO_FILES)}) in this folder")
+        self.unreadable: list[dict] = []  # files that could not be read: {"file", "reason"} (--bad-files skip)
+        self.files_seen = len(files)
+        heads = {}
+        for p in files:  # (num_frames, height, width, fps): headers only, no decoding
+            try:
+                heads[p] = video_info(p)
+            except VideoReadError as e:
+                self._unreadable(p, e)
+        files = [p for p in files if p in heads]
+        if not files:
+            raise VideoReadError(f"{what} {self.root}: none of its {len(self.unreadable)} videos can be read (first: "
+                                 f"{self.unreadable[0]['reason']})")
         self.files = files
-        heads = {p: video_info(p) for p in files}  # (num_frames, height, width, fps): headers only, no decoding
+        if self.unreadable:
+            self._note_unreadable()
         self.native_sizes = Counter(f"{w}x{h}" for _, h, w, _ in heads.values())
         if spec.resize is None and len(self.native_sizes) > 1:
             (s1, n1), (s2, n2) = self.native_sizes.most_common(2)
@@ -172,22 +189,54 @@ class FolderClips:
             print(f"note: {what} {self.root} gives {len(plan)} clips, fewer than --num-clips {spec.num}; using all "
                   f"of them", file=sys.stderr)
         self.count = 0  # clips yielded so far (grid files give one per cell)
+        self.bad: set[Path] = set()  # files that failed while decoding (recorded in self.unreadable)
         self.shape: tuple[int, int, int] | None = None  # (F, H, W) of the clips, set by the first one
         self.grid_files = 0
 
     def __len__(self) -> int:
         return len(self.plan)
 
+    def _unreadable(self, path: Path, error: Exception) -> None:
+        """Record an unreadable file (--bad-files skip), or stop naming it (--bad-files error)."""
+        reason = " ".join(str(error).split())
+        if self.spec.bad_files == "error":
+            raise VideoReadError(f"{self.what}: {reason} (--bad-files error; the default, skip, leaves such files "
+                                 f"out and records them)") from None
+        self.unreadable.append({"file": path.name, "reason": reason})
+
+    def _note_unreadable(self, first: int = 0) -> None:
+        names = [u["file"] for u in self.unreadable[first:]]
+        print(f"note: {self.what} {self.root}: skipped {len(names)} unreadable file(s) ({', '.join(names[:5])}"
+              f"{', ...' if len(names) > 5 else ''}); their names and reasons are in the results "
+              f"(files_unreadable); --bad-files error makes this fatal", file=sys.stderr)
+
     def _clips(self) -> Iterator[np.ndarray]:
+        before = len(self.unreadable)
+        try:
+            yield from self._decoded(self.bad)
+        finally:
+            if len(self.unreadable) > before:
+                self._note_unreadable(before)
+
+    def _decoded(self, bad: set) -> Iterator[np.ndarray]:
+        """The clips of the plan, each resized; a file that fails while decoding (truncated or corrupt past its
+        header) is recorded and its remaining clips are left out (--bad-files skip)."""
         from .video_sets import find_grid, parse_grid
 
         rows, cols = self.grid
         is_grid, last = False, None
         for path, start in self.plan:
-            clip = read_video(path, max_frames=self.frames, start=start, step=self.spec.frameskip)
-            if len(clip) < self.frames:  # the header promised more than the file holds
-                raise ValueError(f"{self.what} {path}: decoded {len(clip)} frames from frame {start}, fewer than "
-                                 f"--frames {self.frames}")
+            if path in bad:
+                continue
+            try:
+                clip = read_video(path, max_frames=self.frames, start=start, step=self.spec.frameskip)
+                if len(clip) < self.frames:  # the header promised more than the file holds
+                    raise VideoReadError(f"{path}: decoded {len(clip)} frames from frame {start}, fewer than "
+                                         f"--frames {self.frames}")
+            except VideoReadError as e:
+                bad.add(path)
+                self._unreadable(path, e)
+                continue
             if clip.shape[-1] == 1:
                 clip = np.repeat(clip, 3, -1)
             if path != last:  # decided on the first clip of each file, as load_video_set does on the whole file
@@ -240,8 +289,9 @@ class FolderClips:
         return {"source": str(self.root), "num": int(self.count), "frames": int(f), "resolution": [int(h), int(w)],
                 "kind": "folder of videos (streamed)"
                         + (f", {self.grid_files} grid file(s)" if self.grid_files else ""),
-                "files_seen": len(self.files), "files_used": len({p for p, _ in self.plan}),
-                "files_skipped": self.skipped, "clips": int(self.count), "clips_candidates": self.planned,
+                "files_seen": self.files_seen, "files_used": len({p for p, _ in self.plan} - self.bad),
+                "files_skipped": self.skipped, "files_unreadable": self.unreadable,
+                "files_unreadable_count": len(self.unreadable), "clips": int(self.count), "clips_candidates": self.planned,
                 "clips_requested": spec.num, "frames_per_clip": int(self.frames), "frameskip": spec.frameskip,
                 "sampling": spec.sampling, "clips_per_video": spec.clips_per_video,
                 "seed": spec.seed if spec.sampling == "random" else None,

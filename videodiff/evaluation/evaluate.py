@@ -59,7 +59,7 @@ def _header(real: VideoSet, fake: VideoSet) -> dict:
 
 
 def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None, grid_rows=None, grid_cols=None,
-                   progress: bool = False, clip_spec=None, **kw) -> dict:
+                   progress: bool = False, clip_spec=None, bad_files: str = "skip", **kw) -> dict:
     """Load two sets (:func:`load_video_set`) and :func:`compute_metrics`; returns the sets' descriptions and
     ``"metrics"``. With ``clip_spec`` (a :class:`.clip_source.ClipSpec`; its ``frames`` and ``num`` win) the sets
     are streamed instead (:func:`.stream.evaluate_paths_streamed`): folders of videos are decoded clip by clip and
@@ -70,7 +70,8 @@ def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None
 
         return evaluate_paths_streamed(real, fake, metrics, spec=clip_spec, grid_rows=grid_rows,
                                        grid_cols=grid_cols, progress=progress, **kw)
-    opts = dict(frames=frames, num=num, grid_rows=grid_rows, grid_cols=grid_cols, progress=progress)
+    opts = dict(frames=frames, num=num, grid_rows=grid_rows, grid_cols=grid_cols, progress=progress,
+                bad_files=bad_files)  # unreadable files of a folder: skipped and recorded, or fatal
     r = load_video_set(real, what="--real", **opts)
     f = load_video_set(fake, what="--fake", **opts)
     if paired_names(metrics):
@@ -81,7 +82,8 @@ def evaluate_paths(real, fake, metrics=("fvd", "cfvd"), *, frames=None, num=None
 def evaluate_checkpoint(checkpoint, metrics=("fvd", "cfvd"), *, real=None, num: int = 256, steps=None,
                         sampler=None, seed: int = 0, frames=None, save_samples=None, grid_rows=None,
                         grid_cols=None, batch_size: int = 16, device: str = "auto", progress: bool = False,
-                        precision: str | None = None, compile: bool | None = None, **kw) -> dict:
+                        precision: str | None = None, compile: bool | None = None, bad_files: str = "skip",
+                        **kw) -> dict:
     """Sample ``num`` videos from a checkpoint and evaluate them against ``real`` (a path) or, by default,
     the first ``num`` clips of the held-out (test) split of the checkpoint's data config. ``precision`` and
     ``compile``: as :func:`videodiff.pipeline.load_model` (recorded with the samples)."""
@@ -96,7 +98,7 @@ def evaluate_checkpoint(checkpoint, metrics=("fvd", "cfvd"), *, real=None, num: 
     cfg = loaded.config
     if real is not None:
         r = load_video_set(real, frames=frames, num=num, grid_rows=grid_rows, grid_cols=grid_cols, what="--real",
-                           progress=progress)
+                           progress=progress, bad_files=bad_files)
     else:
         r = dataset_videos(cfg.data, "test", num, progress)
         if frames is not None:
@@ -132,6 +134,9 @@ def format_results(results: dict) -> str:
         resize = f"resize {p['resize']['size']} (short side, center crop)" if p["resize"] else "native size"
         skipped = "; ".join(f"{len(p[k]['files_skipped'])} {k} file(s) skipped as too short"
                             for k in ("real", "fake") if p[k].get("files_skipped"))
+        skipped = "; ".join([skipped] * bool(skipped) + [
+            f"{len(p[k]['files_unreadable'])} {k} file(s) skipped as unreadable" for k in ("real", "fake")
+            if p[k].get("files_unreadable")])
         lines.append(f"clips: {p['clips']['real']} real, {p['clips']['fake']} fake; {p['sampling']} sampling"
                      + (f" (seed {p['seed']})" if p["seed"] is not None else "") + f", {resize}"
                      + (f", frameskip {p['frameskip']}" if p["frameskip"] > 1 else "")

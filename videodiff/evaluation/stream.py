@@ -35,7 +35,7 @@ def open_clips(path, spec: ClipSpec, *, what: str = "path", grid_rows=None, grid
                 return FolderClips(path, spec, files=videos, what=what, grid_rows=grid_rows, grid_cols=grid_cols,
                                    progress=progress)
     vs = load_video_set(path, frames=spec.frames, num=spec.num, grid_rows=grid_rows, grid_cols=grid_cols, what=what,
-                        progress=progress)
+                        progress=progress, bad_files=spec.bad_files)
     return ArrayClips(vs, spec, what=what, progress=progress)
 
 
@@ -95,9 +95,9 @@ def evaluate_paths_streamed(real, fake, metrics=("fvd", "cfvd"), *, spec: ClipSp
                                                             "method": RESIZE_METHOD},
                 "sampling": spec.sampling, "clips_per_video": spec.clips_per_video,
                 "seed": spec.seed if spec.sampling == "random" else None, "num_clips_requested": spec.num,
-                "short_videos": spec.short_videos, "chunk": spec.chunk, "clip_spec": asdict(spec),
+                "short_videos": spec.short_videos, "bad_files": spec.bad_files, "chunk": spec.chunk, "clip_spec": asdict(spec),
                 "clips": {"real": dr["num"], "fake": df["num"]}}
     for label, d in (("real", dr), ("fake", df)):
-        protocol[label] = {k: d[k] for k in ("files_seen", "files_used", "files_skipped", "clips_candidates")
-                           if k in d}
+        protocol[label] = {k: d[k] for k in ("files_seen", "files_used", "files_skipped", "files_unreadable",
+                                             "files_unreadable_count", "clips_candidates") if k in d}
     return {**results_header(dr, df), "protocol": protocol, "metrics": res}

@@ -222,13 +222,47 @@ def _stack(parts: list[np.ndarray], source: str) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def _skip_unreadable(files: list[Path], unreadable: list[dict], bad_files: str, what: str) -> list[Path]:
+    """The files of a folder whose headers can be read; the others are recorded in ``unreadable`` (``bad_files``
+    ``"skip"``) or stop with their error (``"error"``)."""
+    from ..io import VideoReadError, video_info
+
+    good = []
+    for p in files:
+        if p.suffix.lower() in ARRAY_FILES:
+            good.append(p)
+            continue
+        try:
+            video_info(p)
+            good.append(p)
+        except VideoReadError as e:
+            _record_unreadable(p, e, unreadable, bad_files, what)
+    return good
+
+
+def _record_unreadable(path: Path, error: Exception, unreadable: list[dict], bad_files: str, what: str) -> None:
+    reason = " ".join(str(error).split())
+    if bad_files == "error":
+        raise ValueError(f"{what}: {reason} (--bad-files error; the default, skip, leaves such files out and "
+                         f"records them)") from None
+    unreadable.append({"file": path.name, "reason": reason})
+
+
 def load_video_set(path, *, frames: int | None = None, num: int | None = None, grid_rows: int | None = None,
-                   grid_cols: int | None = None, what: str = "path", progress: bool = False) -> VideoSet:
+                   grid_cols: int | None = None, what: str = "path", progress: bool = False,
+                   bad_files: str = "skip") -> VideoSet:
     """Read a set of videos from ``path`` (see the module docstring) as uint8 ``(N, F, H, W, 3)``.
 
     ``frames``: keep the first ``frames`` of every video (error if one is shorter); ``num``: the first ``num``
-    videos (fewer if fewer exist, recorded in ``info``). ``what`` names the option in error messages.
+    videos (fewer if fewer exist, recorded in ``info``). ``what`` names the option in error messages. In a folder,
+    a file that cannot be read is left out and recorded (``info["files_unreadable"]``, with a note) when
+    ``bad_files`` is ``"skip"`` (default), and stops the load with its error when it is ``"error"``; a single
+    file that cannot be read is always an error.
     """
+    from ..io import VideoReadError
+
+    if bad_files not in ("skip", "error"):
+        raise ValueError(f"--bad-files must be one of skip, error, got {bad_files!r}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} {path}: no such file or directory")
@@ -248,7 +282,10 @@ def load_video_set(path, *, frames: int | None = None, num: int | None = None, g
             if not files:
                 raise FileNotFoundError(f"{what} {path}: no videos ({', '.join(VIDEO_FILES)}) or tensors "
                                         f"({', '.join(ARRAY_FILES)}) in this folder")
-            if not arrays:
+            unreadable: list[dict] = []
+            seen = len(files)
+            files = _skip_unreadable(files, unreadable, bad_files, what)
+            if files and not arrays:
                 _check_headers(files, frames, f"{what} {path}")  # before decoding anything
             parts, kinds = [], set()
             it = files
@@ -257,14 +294,27 @@ def load_video_set(path, *, frames: int | None = None, num: int | None = None, g
                 it = tqdm(files, desc=f"reading {path.name}", unit="file")
             total = 0
             for p in it:
-                v, k = _read_file(p, frames, grid_rows, grid_cols, grid=None)
+                try:
+                    v, k = _read_file(p, frames, grid_rows, grid_cols, grid=None)
+                except (VideoReadError, ValueError) as e:  # corrupt past its header, or a bad tensor file
+                    _record_unreadable(p, e, unreadable, bad_files, what)
+                    continue
                 parts.append(v)
                 kinds.add(k)
                 total += len(v)
                 if num is not None and total >= num:
                     break
+            if not parts:
+                raise ValueError(f"{what} {path}: none of its {seen} files can be read (first: "
+                                 f"{unreadable[0]['reason'] if unreadable else 'none'})")
             videos = _stack(parts, f"{what} {path}")
             info.update(kind="folder of " + "/".join(sorted(kinds)), files=len(parts))
+            if unreadable:
+                info.update(files_unreadable=unreadable, files_unreadable_count=len(unreadable))
+                names = [u["file"] for u in unreadable]
+                print(f"note: {what} {path}: skipped {len(names)} unreadable file(s) ({', '.join(names[:5])}"
+                      f"{', ...' if len(names) > 5 else ''}); their names and reasons are in the results "
+                      f"(files_unreadable); --bad-files error makes this fatal", file=sys.stderr)
     if frames is not None:
         if videos.shape[1] < frames:
             raise ValueError(f"{what} {path}: videos have {videos.shape[1]} frames, fewer than --frames {frames}")

@@ -120,6 +120,7 @@ class TrainResult:
     step: int | None = None  # the step training ended at (below train.steps when train.max_seconds stopped it)
     skipped_steps: int = 0  # steps dropped for a non-finite loss or gradient norm (train.on_nonfinite=skip)
     start_step: int = 0  # the step this call started from (a resume: its checkpoint's step)
+    skipped_files: list[str] = dataclasses.field(default_factory=list)  # unreadable data files left out (on_error)
 
 
 # Config keys that may change on resume without changing what the run computes: its length and bookkeeping, where
@@ -128,7 +129,7 @@ class TrainResult:
 RESUME_FREE = {"name", "train.steps", "train.max_seconds", "train.log_every", "train.sample_every",
                "train.ckpt_every", "train.keep_checkpoints", "train.num_workers", "train.device", "train.compile",
                "train.grad_accum", "train.loggers", "train.wandb_mode", "train.wandb_project", "train.init_from",
-               "train.allow_config_change", "text.cache_dir"}
+               "train.allow_config_change", "text.cache_dir", "data.on_error"}
 RESUME_FIXED = ("data", "model", "diffusion", "text")
 
 
@@ -461,4 +462,14 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
     if main and not loss_png.is_file():
         loss_png = plot_loss(run_dir / "metrics.jsonl", loss_png)
     return TrainResult(run_dir, final, loss_png, samples, last_loss, is_main=main, step=step,
-                       skipped_steps=skipped, start_step=start_step)
+                       skipped_steps=skipped, start_step=start_step, skipped_files=_skipped_files(dataset))
+
+
+def _skipped_files(dataset) -> list[str]:
+    """The files a dataset left out as unreadable (``data.on_error=skip``: ``dataset.skipped``, also through a
+    wrapper's ``dataset``), as this process saw them (failures inside DataLoader workers stay in the workers)."""
+    for d in (dataset, getattr(dataset, "dataset", None), getattr(dataset, "base", None)):
+        found = getattr(d, "skipped", None)
+        if isinstance(found, list):
+            return [str(x) for x in dict.fromkeys(found)]
+    return []
