@@ -336,6 +336,11 @@ def test_eval_refuses_odd_tensors(bad_files, odd_tensors, capsys, name, words):
     (["config", "--set", "train.steps=*alias"], "undefined alias"),
     (["sample", "--model", "nope"], "no shipped model named 'nope' (shipped: "),
     (["demo", "--model", "nope", "--out", "{tmp}/d"], "model 'nope': no such run directory or checkpoint"),
+    (["extend", "{run}", "--from-samples", "1", "--variant", "posterior"], "--variant applies to --method "
+                                                                            "replacement only"),
+    (["extend", "{run}", "--from-samples", "1", "--method", "replacement", "--w-r=2"], "--w-r applies to --method "
+                                                                                       "gradient only"),
+    (["extend", "{run}", "--from-samples", "1", "--method", "replacement", "--no-clamp"], "--no-clamp applies"),
 ])
 def test_bad_values_are_one_line_before_any_work(run, tmp_path, capsys, argv, words):
     file = tmp_path / "a_file"

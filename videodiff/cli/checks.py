@@ -6,7 +6,10 @@ the option and what it expects.
 - ``--prompt`` must not be empty or blank (leave it out for the unconditional model);
 - ``--seed`` must fit a 64-bit generator seed: 0 ... 2**63 - 1;
 - options that name a folder (``train --out``, ``eval --cache-dir``, ...) must not name an existing file;
-- ``bench``: ``--repeats``, ``--batch``, ``--threads`` and ``--rounds`` >= 1, ``--warmup`` >= 0.
+- ``bench``: ``--repeats``, ``--batch``, ``--threads`` and ``--rounds`` >= 1, ``--warmup`` >= 0;
+- flags of one conditioning method given with the other (``--variant`` with ``--method gradient``; ``--w-r`` or
+  ``--no-clamp`` with ``--method replacement``) are refused rather than ignored, as a sampler's flags are with
+  another sampler.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def check_args(args) -> None:
         path = values.get(name)
         if cmd == command and path is not None and Path(path).exists() and not Path(path).is_dir():
             raise NotADirectoryError(f"{_flag(name)} {path}: is a file, not a folder")
+    _check_method_flags(args, command)
     if command == "bench":
         for name, low in _BENCH_MINIMUMS.items():
             v = values.get(name)
@@ -89,3 +93,26 @@ def check_video_tensor(video, path, what: str = "--input"):
         hint = " (8-bit pixels? divide by 127.5 and subtract 1)" if hi > 2 else ""
         raise ValueError(f"{what} {path}: values in [{lo:.4g}, {hi:.4g}]; expected [-1, 1]{hint}")
     return video.clamp(-1, 1)
+
+
+# --method value -> (flags that belong to the other method, commands where that holds)
+_METHOD_ONLY = {"gradient": (("--variant",), ("extend", "interpolate", "upsample")),
+                "replacement": (("--w-r", "--no-clamp"), ("extend", "interpolate"))}
+
+
+def _given(argv, flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in argv or ())
+
+
+def _check_method_flags(args, command) -> None:
+    method = getattr(args, "method", None)
+    if method not in _METHOD_ONLY:
+        return
+    flags, commands = _METHOD_ONLY[method]
+    if command not in commands:
+        return
+    other = "replacement" if method == "gradient" else "gradient"
+    for flag in flags:
+        if _given(getattr(args, "argv", None), flag):
+            raise ValueError(f"{flag} applies to --method {other} only, not to --method {method} (it would be "
+                             f"ignored); drop it or pass --method {other}")
