@@ -117,6 +117,19 @@ def make_corpus(folder: str | Path, *, flips: int = 4, seed: int = 0) -> dict[st
         "absurd dimensions")
     put("stts_1e6.mp4", _patch(mp4, b"stts", 12, ">I", 10**6), "absurd frame count")
     put("stsz_1e6.mp4", _patch(mp4, b"stsz", 12, ">I", 10**6), "absurd frame count")
+    # Damaged header fields found by the byte-flip campaign (each was a traceback before the reader checked it): an
+    # mp4 whose edts box size is wrong (the stream's codec becomes unknown: no codec context), a GIF frame whose left
+    # offset puts it outside the canvas (frames of different sizes).
+    b = bytearray(mp4)
+    i = b.find(b"edts")
+    if i >= 4:
+        b[i - 1] = 92
+        put("edts_size.mp4", bytes(b), "damaged header")
+    b = bytearray(gif)
+    i = b.rfind(b"!\xf9\x04")  # the last frame's graphic control extension; its image descriptor follows it
+    if i > 0 and b[i + 8:i + 9] == b",":
+        struct.pack_into("<H", b, i + 9, 134)
+        put("frame_offset.gif", bytes(b), "damaged header")
     # Random byte flips of the valid files (same length)
     rng = random.Random(seed)
     for name, data in valid.items():

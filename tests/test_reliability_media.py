@@ -31,7 +31,8 @@ def corpus(tmp_path_factory):
 def test_every_hostile_file_is_read_or_refused_in_one_line(corpus):
     folder, kinds = corpus
     assert len(kinds) >= 50 and set(kinds.values()) >= {"valid", "truncated", "zero-byte", "wrong magic",
-                                                         "absurd dimensions", "absurd frame count", "byte flips"}
+                                                         "absurd dimensions", "absurd frame count", "byte flips",
+                                                         "damaged header"}
     out, peak_mb = probe(folder, sorted(kinds))
     bad = {n: o for n, o in out.items() if o[0] not in ("ok", "refused")}
     assert not bad, bad  # no traceback (an exception other than VideoReadError) and no hang
@@ -41,6 +42,9 @@ def test_every_hostile_file_is_read_or_refused_in_one_line(corpus):
     assert all(out[n][0] == "ok" for n, k in kinds.items() if k == "valid")
     for n in ("zero.mp4", "zero.gif", "random.mp4", "text.mkv", "screen_65535.gif", "avih_1e6.avi"):
         assert out[n][0] == "refused", (n, out[n])
+    # found by the byte-flip campaign (BENCHMARKS.md), tracebacks before: no codec context, frames of two sizes
+    assert "no decoder for its video stream" in out["edts_size.mp4"][1]
+    assert "frames differ in size" in out["frame_offset.gif"][1]
     assert peak_mb < 1500, peak_mb  # 65535x65535 canvases and 10^6-frame headers allocate nothing
 
 

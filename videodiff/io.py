@@ -95,7 +95,13 @@ def _open_container(path: Path):
     if not container.streams.video:
         container.close()
         raise VideoReadError(f"{path}: contains no video stream")
-    return container, container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:  # a codec FFmpeg does not know (e.g. a damaged sample description)
+        container.close()
+        codec = getattr(stream, "name", None) or "unknown"
+        raise VideoReadError(f"{path}: no decoder for its video stream (codec {codec!r}); the file is corrupt or "
+                             f"uses an unsupported codec")
+    return container, stream
 
 
 def _open_gif(path: Path) -> Image.Image:
@@ -240,6 +246,10 @@ def read_video(
         frames = _read_gif(path, start, max_frames, step)
     else:
         frames = _decode(path, start, max_frames, step)
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:  # e.g. a GIF frame whose descriptor was damaged
+        raise VideoReadError(f"{path}: frames differ in size ({', '.join(str(s[1::-1]) for s in sorted(shapes))} "
+                             f"as W x H); the file is corrupt")
     return np.stack(frames)
 
 
