@@ -59,6 +59,13 @@ class AppDefaults:
     max_frames: int = 128
     scale: int = 4  # nearest-neighbour upscaling of the written videos, so 32x32 frames are visible
     fps: int = 8
+    # Under load (issue 29; benchmarks/app_load.py): requests run `concurrency` at a time (sampling saturates the
+    # CPU cores anyway); at most `max_queue` more wait in line, with their place shown, and a request past that is
+    # turned away at once with Gradio's "queue is full, try again" instead of waiting without bound.
+    concurrency: int = 1
+    max_queue: int = 16
+    max_prompt_chars: int = 300  # the text encoder reads 32 tokens; longer prompts are refused, not cut silently
+    keep_videos: int = 256  # written mp4s kept in out_dir (the oldest are deleted past that), so disk use is bounded
 
 
 def _as_int(value, name: str, lo: int, hi: int) -> int:
@@ -93,6 +100,9 @@ class VideoApp:
     def _check_prompt(self, prompt: str | None, guidance) -> tuple[str | None, float]:
         prompt = (prompt or "").strip()
         d = self.defaults
+        if len(prompt) > d.max_prompt_chars:
+            raise ValueError(f"the prompt is {len(prompt)} characters long; keep it under {d.max_prompt_chars} "
+                             f"(the model reads only its first words)")
         if guidance is None or not math.isfinite(float(guidance)) or not 0 <= float(guidance) <= d.max_guidance:
             raise ValueError(f"guidance w must be from 0 to {d.max_guidance:g}, got {guidance}")
         if self.cfg.text.enabled:
@@ -120,7 +130,20 @@ class VideoApp:
         videos = videos.repeat_interleave(k, -1).repeat_interleave(k, -2)
         path = self.out_dir / f"{stem}-{uuid.uuid4().hex[:8]}.mp4"
         save_video_grid(videos, path, nrow=nrow, fps=self.defaults.fps)
+        self._prune()
         return str(path)
+
+    def _prune(self) -> None:
+        """Keep the newest ``defaults.keep_videos`` mp4s of ``out_dir``; delete the rest (oldest first)."""
+        def mtime(p: Path) -> float:
+            try:
+                return p.stat().st_mtime
+            except FileNotFoundError:  # deleted meanwhile by another worker
+                return 0.0
+
+        videos = sorted(self.out_dir.glob("*.mp4"), key=mtime)
+        for p in videos[: max(0, len(videos) - self.defaults.keep_videos)]:
+            p.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------------------------------ actions
 
@@ -254,7 +277,8 @@ def build_app(app: VideoApp):
         return app.superres(state, steps, sampler, seed)
 
     video_kw = dict(autoplay=True, loop=True, interactive=False)
-    with gr.Blocks(title="videodiff", analytics_enabled=False) as page:
+    # delete_cache: Gradio's copies of served videos older than 30 min are deleted every 10 min
+    with gr.Blocks(title="videodiff", analytics_enabled=False, delete_cache=(600, 1800)) as page:
         gr.Markdown(f"## videodiff: {app.name}\n{block} frames of {size}x{size} per sample"
                     f"{', text-conditioned' if text else ''}. Video Diffusion Models (Ho, Salimans et al. 2022), "
                     f"running on {app.device.type.upper()}, offline.")
@@ -304,7 +328,9 @@ def build_app(app: VideoApp):
         go.click(_ui(generate), [prompt, w, *t2v_sampling], [t2v_video, state, t2v_note])
         prompt.submit(_ui(generate), [prompt, w, *t2v_sampling], [t2v_video, state, t2v_note])
         ext_go.click(_ui(extend), [state, frames, *ext_sampling], [grad_video, repl_video, ext_note])
-    page.queue(default_concurrency_limit=1)  # one sampling job at a time; the others wait in line, with progress
+    # `concurrency` sampling jobs at a time; up to `max_queue` others wait in line, with progress; past that the page
+    # says the queue is full (try again) at once
+    page.queue(default_concurrency_limit=d.concurrency, max_size=d.max_queue)
     return page
 
 

@@ -42,7 +42,14 @@ def _cmd_app(args) -> int:
         raise ValueError(str(e)) from e  # one line naming the install command
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    defaults = AppDefaults() if args.steps is None else AppDefaults(steps=args.steps)
+    over = {}
+    for flag, name, low in (("--concurrency", "concurrency", 1), ("--max-queue", "max_queue", 0)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise ValueError(f"{flag} must be >= {low}, got {value}")
+        if value is not None:
+            over[name] = value
+    defaults = AppDefaults(**over) if args.steps is None else AppDefaults(steps=args.steps, **over)
     page, app = make_app(args.model, device=args.device, defaults=defaults, out_dir=args.out)
     where = "a public share link and " if args.share else ""
     print(f"serving {args.model} on {where}http://{args.host}:{args.port} (videos in {app.out_dir}); Ctrl+C stops")
@@ -101,6 +108,11 @@ def add_subcommands(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampling steps the page starts with (default 20)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="folder for the videos (default: a new temporary folder)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="requests sampled at once (default 1: sampling uses every core)")
+    p.add_argument("--max-queue", type=int, default=None,
+                   help="requests that may wait in line; past that a request is told at once that the queue is full "
+                        "and to try again (default 16)")
     p.set_defaults(func=_cmd_app)
 
     p = sub.add_parser("export", help="write a run's EMA weights + config as a named model (for shipping)")
