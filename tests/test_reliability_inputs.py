@@ -69,7 +69,7 @@ def test_sample_refuses_bad_outputs_and_devices_before_any_work(run, tmp_path, c
     assert not (tmp_path / "no").exists()  # no silent mkdir
     (tmp_path / "file").write_text("x")
     assert main(_sample(run, tmp_path / "file" / "a.gif")) == 2
-    assert_one_line_error(capsys, "--out", "does not exist")
+    assert_one_line_error(capsys, "--out", "is a file, not a folder")
     assert main(_sample(run, tmp_path / "a.gif", "--device", "nosuchdevice")) == 2
     assert_one_line_error(capsys, "nosuchdevice", "not a device name")
     import videodiff.cli.options
@@ -336,6 +336,8 @@ def test_eval_refuses_odd_tensors(bad_files, odd_tensors, capsys, name, words):
     (["config", "--set", "train.steps=*alias"], "undefined alias"),
     (["sample", "--model", "nope"], "no shipped model named 'nope' (shipped: "),
     (["demo", "--model", "nope", "--out", "{tmp}/d"], "model 'nope': no such run directory or checkpoint"),
+    (["sample", "--checkpoint={file}"], "no checkpoint found at {file}: a file outside any checkpoint folder"),
+    (["sample", "{run}", "--out", "{file}/o.gif"], "--out {file}/o.gif: {file} is a file, not a folder"),
     (["extend", "{run}", "--from-samples", "1", "--variant", "posterior"], "--variant applies to --method "
                                                                             "replacement only"),
     (["extend", "{run}", "--from-samples", "1", "--method", "replacement", "--w-r=2"], "--w-r applies to --method "
@@ -353,7 +355,7 @@ def test_bad_values_are_one_line_before_any_work(run, tmp_path, capsys, argv, wo
 
     argv = [sub(a) for a in argv]
     if argv[0] in ("sample", "extend"):
-        argv += ["--steps", "1", "--out", str(tmp_path / "o.gif")]
+        argv += ["--steps", "1"] + ([] if "--out" in argv else ["--out", str(tmp_path / "o.gif")])
     assert main(argv) == 2
     assert_one_line_error(capsys, sub(words))
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["a_file"]  # no file written

@@ -220,6 +220,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """Accept a checkpoint directory, a run directory (its latest checkpoint) or a file inside a checkpoint."""
     path = Path(path)
     if path.is_file():
+        if not (path.parent / "state.json").is_file():  # a file, but not one of a checkpoint's
+            raise CheckpointError(f"no checkpoint found at {path}: a file outside any checkpoint folder (expected a "
+                                  f"run directory or checkpoints/step_XXXXXX)")
         path = path.parent
     if (path / "state.json").is_file():
         return path

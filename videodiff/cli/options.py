@@ -36,6 +36,8 @@ def check_output_path(path: Path | None, flag: str = "--out") -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise ValueError(f"{flag} {path}: is a folder, not a file name")
+    if parent.exists() and not parent.is_dir():
+        raise NotADirectoryError(f"{flag} {path}: {parent} is a file, not a folder")
     if not parent.is_dir():
         raise FileNotFoundError(f"{flag} {path}: folder {parent} does not exist (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
