@@ -29,6 +29,15 @@ def _train_args(run: Path, *extra: str) -> list[str]:
     return args
 
 
+# Child processes load runlock.py by its path: it needs only the standard library, and importing videodiff.train
+# would import torch (seconds per process on a loaded machine).
+_RUNLOCK_PY = Path(__file__).resolve().parents[1] / "videodiff" / "train" / "runlock.py"
+_LOAD_LOCK = ("import importlib.util\n"
+              f"spec = importlib.util.spec_from_file_location('runlock', {str(_RUNLOCK_PY)!r})\n"
+              "rl = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(rl)\n"
+              "RunLock, RunLockedError = rl.RunLock, rl.RunLockedError\n")
+
+
 def _dead_pid() -> int:
     """The pid of a process that has exited (and was reaped)."""
     p = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -42,8 +51,8 @@ def _dead_pid() -> int:
 def test_a_second_writer_on_a_live_run_is_refused_in_one_line(tmp_path, capsys):
     run = tmp_path / "r"
     run.mkdir()
-    code = ("import sys, time\nfrom videodiff.train.runlock import RunLock\n"
-            f"lock = RunLock({str(run)!r}, 'train')\nprint('locked', flush=True)\ntime.sleep(60)\n")
+    code = (_LOAD_LOCK + "import sys, time\n"
+            f"lock = RunLock({str(run)!r}, 'train')\nprint('locked', flush=True)\ntime.sleep(120)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ, OMP_NUM_THREADS="1"))
     try:
@@ -121,14 +130,14 @@ def test_two_racing_writers_one_wins(tmp_path):
     """Eight processes start on one run directory at once: exactly one holds the lock, the others refuse."""
     run = tmp_path / "r"
     run.mkdir()
-    code = ("import sys, time\nfrom videodiff.train.runlock import RunLock, RunLockedError\n"
+    code = (_LOAD_LOCK + "import sys, time\n"
             "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
             f"try:\n    lock = RunLock({str(run)!r})\nexcept RunLockedError:\n    print('refused'); sys.exit(0)\n"
-            "print('held', flush=True)\ntime.sleep(3)\n")
-    start = time.time() + 2.0
+            "print('held', flush=True)\ntime.sleep(15)\n")  # holds it while the others try
+    start = time.time() + 5.0  # every process has started and loaded the module by then
     procs = [subprocess.Popen([sys.executable, "-c", code, str(start)], stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ, OMP_NUM_THREADS="1")) for _ in range(8)]
-    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert sorted(outs) == ["held"] + ["refused"] * 7, outs
 
 
