@@ -9,7 +9,7 @@ from pathlib import Path
 from .options import check_sampler_flags, sampler_flag_values
 
 __all__ = ["check_input", "read_input", "sampling_options", "check_text_flags", "text_denoiser", "seeded_generator",
-           "write", "device_of"]
+           "write", "device_of", "sampling_overrides"]
 
 
 def check_input(path: Path | None) -> None:
@@ -51,14 +51,22 @@ def read_input(path: Path, *, channels: int, size: int | None, step: int = 1, ma
 
 def sampling_options(args, cfg, task: str) -> dict:
     """The library call's sampling keywords: the flags given, else :data:`videodiff.conditional.TASK_DEFAULTS`."""
-    from ..conditional import TASK_DEFAULTS, task_options
+    from ..conditional import task_options
+
+    return task_options(task, cfg.sample, **sampling_overrides(args, cfg, task))
+
+
+def sampling_overrides(args, cfg, task: str) -> dict:
+    """The sampling flags given (None: the task default), checked against the sampler they apply to: the
+    ``overrides`` of :func:`videodiff.conditional.task_options`."""
+    from ..conditional import TASK_DEFAULTS
 
     check_sampler_flags(args, args.sampler or TASK_DEFAULTS[task].resolve(cfg.sample).sampler)
     over = dict(sampler=args.sampler, steps=args.steps, w_r=args.w_r, clamp=False if args.no_clamp else None,
                 **sampler_flag_values(args))
     if hasattr(args, "down"):
         over.update(down=args.down, w_r_low=args.w_r_low)
-    return task_options(task, cfg.sample, **over)
+    return over
 
 
 def check_text_flags(args) -> None:

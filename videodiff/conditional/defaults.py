@@ -36,6 +36,8 @@ class TaskDefaults:
 
 TASK_DEFAULTS: dict[str, TaskDefaults] = {
     "extend": TaskDefaults(),
+    # video prediction (5 -> 10 on SMMNIST): measured with smmnist-64, docs/results.md ("Stochastic Moving MNIST")
+    "predict": TaskDefaults(),
     "interpolate": TaskDefaults(sampler="ancestral", steps=50, gamma=0.0),
     "upsample": TaskDefaults(sampler="ancestral", steps=50, down="area"),
     "cascade": TaskDefaults(sampler="ancestral", steps=50, down="area"),

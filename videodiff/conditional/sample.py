@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..sampling import SAMPLERS, sample
+from ..sampling.common import draw_noise
 from ..schedule import time_grid
 from .masks import as_mask, blend
 from .reconstruction import ReconstructionGuidance
@@ -69,7 +70,7 @@ def sample_conditional(
         if not bool(mask.any()):
             x_a = mask = None  # nothing known: unconditional
     logsnrs = schedule(time_grid(steps))
-    z = torch.randn(shape, generator=generator, device=device, dtype=dtype)  # z_1 ~ N(0, I)
+    z = draw_noise(shape, generator, device=device, dtype=dtype)  # z_1 ~ N(0, I); one generator or one per video
     hook = None
     if x_a is not None:
         hook = ReplacementHook(x_a, mask, variant, final_logsnr=float(logsnrs[-1]))
