@@ -79,6 +79,9 @@ class TrainConfig:
     # with bf16, CPUs with AMX / AVX512-BF16), else fp32. Parameters, optimizer state, EMA and the loss stay fp32.
     precision: str = "auto"
     compile: bool = False  # torch.compile the U-Net (the first step compiles: minutes on a 2-core CPU)
+    # Recompute each U-Net block's activations in backward instead of keeping them (less memory, about one more
+    # forward pass of time; docs/recipes.md has the measurement). model.gradient_checkpointing is its old name.
+    activation_checkpointing: bool = False
     amp: str = "none"  # deprecated, kept so that older configs load: "bf16" means precision "bf16"
     log_every: int = 10
     sample_every: int = 0  # write a sample grid every N steps (0: only at the end)
@@ -188,6 +191,9 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         # The model's channels and size, and the schedule's resolution, are derived from the data.
+        if self.model.gradient_checkpointing:  # the old name of train.activation_checkpointing: move it there
+            self.train.activation_checkpointing = True
+            self.model.gradient_checkpointing = False
         self.model.in_channels = self.data.channels
         self.model.image_size = self.data.image_size
         if self.text.enabled:  # text-to-video: captions in the data, the pooled caption vector is c

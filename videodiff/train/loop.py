@@ -40,7 +40,7 @@ from ..data import build_dataset, collate_clips
 from ..denoiser import Denoiser
 from ..io import save_video_grid
 from ..losses import diffusion_loss
-from ..nn import joint_frame_mask
+from ..nn import joint_frame_mask, set_activation_checkpointing
 from ..models import build_model
 from ..pipeline import sample_from_prompts, sample_videos
 from ..precision import autocast, compile_network, precision_name, prepare_network, resolve_precision
@@ -280,6 +280,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
             if main:
                 extra = f"; new, zero-initialised: {', '.join(new)}" if new else ""
                 print(f"initialised from the EMA weights of {src['path']} (step {src['step']}){extra}")
+        set_activation_checkpointing(model, tc.activation_checkpointing)
         if tc.compile:
             compile_network(model)  # in place: the state dict keeps its keys
         if main:
