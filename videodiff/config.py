@@ -57,6 +57,7 @@ def _check_precision(group: str, value: str) -> None:
 
 
 ON_NONFINITE = ("stop", "skip")  # train.on_nonfinite
+PARALLEL = ("ddp", "fsdp")  # train.parallel (videodiff/train/distributed.py)
 LOGGERS = ("tensorboard", "wandb")  # train.loggers (videodiff/train/loggers.py)
 WANDB_MODES = ("offline", "online")  # train.wandb_mode
 
@@ -82,6 +83,11 @@ class TrainConfig:
     # Recompute each U-Net block's activations in backward instead of keeping them (less memory, about one more
     # forward pass of time; docs/recipes.md has the measurement). model.gradient_checkpointing is its old name.
     activation_checkpointing: bool = False
+    # Under torchrun: "ddp" (a full replica per rank, DistributedDataParallel) or "fsdp" (FSDP2,
+    # torch.distributed.fsdp.fully_shard per U-Net block: weights, gradients, optimizer state and EMA sharded over the
+    # ranks, for models that do not fit one GPU; checkpoints are sharded, torch.distributed.checkpoint, and resume
+    # at any world size). One process: no effect.
+    parallel: str = "ddp"
     amp: str = "none"  # deprecated, kept so that older configs load: "bf16" means precision "bf16"
     log_every: int = 10
     sample_every: int = 0  # write a sample grid every N steps (0: only at the end)
@@ -137,6 +143,8 @@ class TrainConfig:
             raise ValueError(f"train.max_seconds must be >= 0 (0: no limit), got {self.max_seconds}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.parallel not in PARALLEL:
+            raise ValueError(f"train.parallel must be one of {' | '.join(PARALLEL)}, got {self.parallel!r}")
         if self.on_nonfinite not in ON_NONFINITE:
             raise ValueError(f"train.on_nonfinite must be one of {' | '.join(ON_NONFINITE)}, got {self.on_nonfinite!r}")
 
