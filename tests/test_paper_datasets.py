@@ -265,3 +265,45 @@ def test_recipe_trains_two_steps_and_evaluates_on_native_files(tmp_path, recipe,
         loss = diffusion_loss(net, x, loaded.config.diffusion.schedule(t), eps,
                               parameterization=loaded.config.diffusion.parameterization)
     assert loss.shape == (len(x),) and torch.isfinite(loss).all() and (loss > 0).all()
+
+
+# ------------------------------------------------------------------------------------------------------ plans
+
+def test_plan_counts_match_the_real_network(one_thread):
+    """The dry-run plan measures on the meta device; its parameters and FLOPs are those of the real network."""
+    from videodiff.bench.flops import count_flops
+    from videodiff.bench.plan import plan_recipe
+    from videodiff.nn import UNet3D
+
+    cfg = load_config(CONFIGS / "bair.yaml", TINY[:6] + ["train.batch_size=4", "train.steps=10",
+                                                                "train.grad_accum=1"])
+    plan = plan_recipe(cfg, gpus=2, mfu=0.5)
+    torch.manual_seed(0)
+    net = UNet3D(cfg.model).train()
+    z = torch.randn(1, 3, cfg.data.num_frames, 32, 32)
+    assert plan["params"] == sum(p.numel() for p in net.parameters())
+    flops = count_flops(lambda: net(z, torch.zeros(1)).square().mean().backward())
+    assert plan["flops_per_video"] == flops and plan["flops_per_step"] == 4 * flops
+    assert plan["gpu_hours"]["A100"] == pytest.approx(10 * 4 * flops / (312e12 * 0.5) / 3600)
+    assert plan["micro_batch"] == 2 and plan["state_bytes_per_gpu"] == 20 * plan["params"]
+    assert plan["activation_bytes_per_video_checkpointed"] < plan["activation_bytes_per_video"]
+    cfg.train.parallel = "fsdp"
+    assert plan_recipe(cfg, gpus=2)["state_bytes_per_gpu"] == 10 * plan["params"]
+    with pytest.raises(ValueError, match=r"divisible by the GPUs \(3, --gpus\)"):
+        plan_recipe(cfg, gpus=3)
+
+
+def test_dry_run_prints_the_plan_and_checks_the_data(tmp_path, capsys):
+    from conftest import assert_one_line_error
+    from videodiff.cli import main
+
+    root = _bair(tmp_path / "bair")
+    assert main(["train", "--config", str(CONFIGS / "bair.yaml"), "--dry-run", "--set", f"data.root={root}"]) == 0
+    out = capsys.readouterr().out
+    for words in ("parameters     : 291.6M", "FLOPs per step", "memory per GPU", "GPU-hours", "A100", "H100",
+                  "train: 3 clips", "test: 1 clips"):
+        assert words in out, (words, out)
+    assert not (tmp_path / "runs").exists()
+    next((root / "softmotion30_44k" / "test").glob("*.tfrecords")).write_bytes(b"\x00" * 7)
+    assert main(["train", "--config", str(CONFIGS / "bair.yaml"), "--dry-run", "--set", f"data.root={root}"]) != 0
+    assert_one_line_error(capsys, "traj_7_to_7.tfrecords", "truncated header")

@@ -11,7 +11,7 @@ plans in seconds on a CPU):
   tensor saved by two operations counts twice, so this is an upper estimate), with checkpointing the blocks' inputs
   plus the largest block's own activations (recomputed one block at a time).
 - **Memory per GPU**: model state (fp32 weights, gradients, two AdamW moments and the EMA copy: 20 bytes a
-  parameter, replicated on every GPU by DDP) plus the activations of the micro-batch
+  parameter; replicated on every GPU by DDP, sharded over the GPUs under ``train.parallel: fsdp``) plus the activations of the micro-batch
   ``train.batch_size / (GPUs x train.grad_accum)``. bf16 autocast (``train.precision``) keeps most activations in
   bf16 and needs less; allocator overhead and workspace are not counted.
 - **GPU-hours**: ``train.steps x FLOPs per step / (peak x MFU)`` on the dense bf16 tensor-core peak of an A100
@@ -71,6 +71,9 @@ def plan_recipe(cfg: ExperimentConfig, *, gpus: int = 8, mfu: float = 0.35) -> d
     from ..nn.unet3d import _Block
 
     tc = cfg.train
+    if tc.batch_size % (gpus * tc.grad_accum):
+        raise ValueError(f"train.batch_size ({tc.batch_size}) must be divisible by the GPUs ({gpus}, --gpus) x "
+                         f"train.grad_accum ({tc.grad_accum}), as training requires")
     net = _meta_network(cfg)
     params = sum(p.numel() for p in net.parameters())
     z, logsnr, cond = _inputs(cfg, net)
@@ -103,15 +106,15 @@ def plan_recipe(cfg: ExperimentConfig, *, gpus: int = 8, mfu: float = 0.35) -> d
     set_activation_checkpointing(net, tc.activation_checkpointing)
     flops_video = count_flops(step)
     flops_step = flops_video * tc.batch_size
-    micro = tc.batch_size / (gpus * tc.grad_accum)
-    state = STATE_BYTES_PER_PARAM * params
+    micro = tc.batch_size // (gpus * tc.grad_accum)
+    state = STATE_BYTES_PER_PARAM * params / (gpus if tc.parallel == "fsdp" else 1)
     act_used = act_ckpt if tc.activation_checkpointing else act
     mem = state + micro * act_used
     hours = {gpu: tc.steps * flops_step / (peak * mfu) / 3600 for gpu, peak in PEAK_BF16.items()}
     return {
         "name": cfg.name, "params": params, "video": [cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size],
         "image_frames": cfg.data.image_frames, "global_batch": tc.batch_size, "steps": tc.steps, "gpus": gpus,
-        "grad_accum": tc.grad_accum, "micro_batch": micro,
+        "grad_accum": tc.grad_accum, "micro_batch": micro, "parallel": tc.parallel,
         "activation_checkpointing": tc.activation_checkpointing, "flops_per_video": flops_video,
         "flops_per_step": flops_step, "activation_bytes_per_video": act,
         "activation_bytes_per_video_checkpointed": act_ckpt, "state_bytes_per_gpu": state,
@@ -131,7 +134,7 @@ def format_plan(p: dict) -> str:
         f"  parameters     : {p['params'] / 1e6:.1f}M",
         f"  FLOPs per step : {p['flops_per_step'] / 1e12:.1f} TFLOP ({p['flops_per_video'] / 1e12:.3f} TFLOP per video, "
         f"forward + backward{' + recompute' if p['activation_checkpointing'] else ''})",
-        f"  memory per GPU : {p['memory_bytes_per_gpu'] / 1e9:.1f} GB on {p['gpus']} GPUs (DDP{ck}, "
+        f"  memory per GPU : {p['memory_bytes_per_gpu'] / 1e9:.1f} GB on {p['gpus']} GPUs ({p['parallel'].upper()}{ck}, "
         f"micro-batch {p['micro_batch']:g}, grad_accum {p['grad_accum']}): state {p['state_bytes_per_gpu'] / 1e9:.1f} "
         f"GB + activations {p['activation_bytes_per_video'] / 1e9:.2f} GB/video "
         f"({p['activation_bytes_per_video_checkpointed'] / 1e9:.2f} checkpointed), fp32 estimate; {fit} in "
