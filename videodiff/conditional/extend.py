@@ -43,7 +43,8 @@ def extend(
         video: the given first frames; the output starts with them unchanged.
         num_videos, frame_shape: without ``video``, how many videos of which ``(C, H, W)`` to start from scratch.
         method: ``"gradient"`` (eq. 6, with ``w_r``) or ``"replacement"`` (with ``variant``).
-        kwargs: ``w_r``, ``variant``, ``steps``, ``sampler``, ``gamma``/``eta``, denoiser keywords (e.g. ``cond``).
+        kwargs: ``w_r``, ``variant``, ``steps``, ``sampler``, ``options`` (the sampler's, e.g. ``{"gamma": 0.3}``),
+            ``extra_args`` (the denoiser's, e.g. ``{"cond": c}``): those of :func:`sample_conditional`.
     """
     context = block_frames // 2 if context is None else context
     if video is None:

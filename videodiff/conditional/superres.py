@@ -51,7 +51,7 @@ def cascade(
             see BENCHMARKS.md and tests/test_conditional.py).
         kwargs: ``method`` ("gradient": eq. 7, default; "replacement": the low frequencies of ``z_s`` replaced
             after every step, :class:`~videodiff.conditional.replacement.LowResReplacementHook`, area ``D`` only),
-            ``steps``, ``sampler``, ``gamma``/``eta``, ``variant``, denoiser keywords.
+            ``steps``, ``sampler``, ``options`` (the sampler's), ``variant``, ``extra_args`` (the denoiser's).
     """
     if video_low.ndim != 5:
         raise ValueError(f"video_low must be (B, C, F, h, w), got shape {tuple(video_low.shape)}")
