@@ -28,17 +28,21 @@ class VideoPipeline:
     def __init__(self, model: LoadedModel, *, cache=None, source: str | Path | None = None):
         self.model = model
         self._cache = cache
-        self.source = source if source is not None else model.path  # the name or path it was loaded from
+        self.source = source if source is not None else model.path  # what finetune() starts from
 
     # ---------------------------------------------------------------------------------------------- loading
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, device: str = "auto", precision: str | None = None,
-                        compile: bool | None = None, ema: bool = True):
+                        compile: bool | None = None, ema: bool = True, adapter: str | Path | None = None):
         """A shipped model by name (``"moving-mnist"``), a folder of :meth:`save_pretrained`, or a training run /
         checkpoint (EMA weights unless ``ema=False``). ``precision``: ``auto | fp32 | bf16`` (None: the model's
-        ``sample.precision``)."""
+        ``sample.precision``). ``adapter``: a LoRA adapter of ``videodiff export --adapter`` for this model."""
         model = load_model(name_or_path, ema=ema, device=device, precision=precision, compile=compile)
+        if adapter is not None:
+            from .finetune import apply_adapter
+
+            model = apply_adapter(model, adapter)
         return cls(model, source=name_or_path)
 
     def save_pretrained(self, folder: str | Path, *, name: str | None = None) -> Path:
@@ -288,6 +292,19 @@ class VideoPipeline:
         return cascade(den, self.config.diffusion.schedule, video.to(self.device), size=size, factor=factor,
                        block_frames=self.config.data.num_frames, context=context, method=method, variant=variant,
                        generator=self._generator(seed), progress=progress, extra_args=text, **s).float().cpu()
+
+    # ---------------------------------------------------------------------------------------------- fine-tuning
+
+    def finetune(self, data: str | Path, out: str | Path, *, lora_rank: int = 0, steps: int = 500,
+                 progress: bool = False, **kwargs) -> "VideoPipeline":
+        """Fine-tune this model on ``data`` (a folder of videos or a caption manifest) into the run ``out``, fully
+        or (``lora_rank`` > 0) with LoRA adapters (:mod:`videodiff.finetune`; rerun to resume); returns the
+        fine-tuned model's pipeline on this device. ``kwargs``: ``lora_alpha``, ``lr``, ``batch_size``,
+        ``overrides`` (``["train.ckpt_every=100"]``)."""
+        from .finetune import finetune
+
+        finetune(self.source, data, out, lora_rank=lora_rank, steps=steps, progress=progress, **kwargs)
+        return VideoPipeline.from_pretrained(out, device=str(self.device), precision=self.model.requested_precision)
 
     # ---------------------------------------------------------------------------------------------- output
 
