@@ -93,10 +93,19 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path | None =
                        extra={"source": str(ckpt["path"]), **(extra or {})})
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def saved_model_name(folder: str | Path) -> str | None:
     """The name of the one model saved in ``folder`` in the shipped layout (``save_pretrained``), else None."""
     folder = Path(folder)
-    names = available_models(folder) if folder.is_dir() else []
+    names = [n for n in (available_models(folder) if folder.is_dir() else [])
+             if "weights_sha256" in _read_json(folder / f"{n}.json")]  # not a checkpoint's state.json
     if len(names) > 1:
         raise ValueError(f"{folder} holds {len(names)} saved models ({', '.join(names)}); pass one folder per model")
     return names[0] if names else None
