@@ -12,13 +12,14 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..denoiser import Denoise
 from .blocks import extension_plan, run_plan
 
 __all__ = ["extend"]
 
 
 def extend(
-    denoise: Callable[..., Tensor],
+    denoise: Denoise,
     schedule: Callable[[Tensor], Tensor],
     *,
     total_frames: int,

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..denoiser import Denoise
 from .blocks import cascade_plan, run_plan
 from .downsample import Downsample
 
@@ -21,7 +22,7 @@ __all__ = ["cascade", "upsample"]
 
 
 def cascade(
-    denoise: Callable[..., Tensor],
+    denoise: Denoise,
     schedule: Callable[[Tensor], Tensor],
     video_low: Tensor,
     *,
@@ -73,7 +74,7 @@ def cascade(
 
 
 def upsample(
-    denoise: Callable[..., Tensor],
+    denoise: Denoise,
     schedule: Callable[[Tensor], Tensor],
     video_low: Tensor,
     *,

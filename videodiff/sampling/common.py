@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..denoiser import Denoise
+
 __all__ = ["StepHook", "Callback", "Update", "iterate_steps", "run_sampler", "draw_noise", "loose_keywords_error"]
 
 
@@ -58,7 +60,7 @@ def iterate_steps(logsnrs: Tensor, progress: bool, desc: str) -> Iterator[tuple[
 @torch.no_grad()
 def run_sampler(
     update: Update,
-    denoise,
+    denoise: Denoise,
     z: Tensor,
     logsnrs: Tensor,
     *,
