@@ -122,21 +122,19 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
     """Write the demo page into ``out_dir`` and return the path of ``index.html``."""
     from PIL import Image
 
-    from .pipeline import extend_from_prompt, load_model, sample_from_prompts
-    from .text import build_text_cache
+    from .video_pipeline import VideoPipeline
 
     cfg = cfg or DemoConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    loaded = load_model(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
-    mcfg, den = loaded.config, loaded.denoiser
-    cache = build_text_cache(mcfg.text)
+    pipe = VideoPipeline.from_pretrained(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
+    mcfg = pipe.config
     timings = {"load": time.perf_counter() - t_start}
     sample_kw = dict(steps=cfg.steps, sampler=cfg.sampler, seed=cfg.seed, progress=progress)
 
     t0 = time.perf_counter()
-    by_weight = [sample_from_prompts(den, mcfg, list(cfg.prompts), 1, guidance=w, cache=cache, **sample_kw)
+    by_weight = [pipe.generate(list(cfg.prompts), guidance=w, **sample_kw)
                  for w in cfg.weights]  # each (P, C, F, H, W), the same noise for every w
     timings["text_to_video"] = time.perf_counter() - t0
     cells = [[_gif(v[i : i + 1], out / f"t2v_p{i}_w{w:g}.gif", cfg) for v, w in zip(by_weight, cfg.weights)]
@@ -146,35 +144,31 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
 
     block = mcfg.data.num_frames
     context = block // 2
-    first = sample_from_prompts(den, mcfg, [cfg.extend_prompt], 1, guidance=cfg.extend_guidance, cache=cache,
-                                **sample_kw)
+    first = pipe.generate(cfg.extend_prompt, guidance=cfg.extend_guidance, **sample_kw)
     extended, ext_files = {}, {}
     for method in cfg.methods:  # the same seed, so the methods share their noise
         t0 = time.perf_counter()
-        extended[method] = extend_from_prompt(den, mcfg, first, cfg.extend_prompt, total_frames=cfg.extend_frames,
-                                              method=method, guidance=cfg.extend_guidance, context=context,
-                                              seed=cfg.seed + 1, steps=cfg.steps, sampler=cfg.sampler, cache=cache,
-                                              progress=progress)
+        extended[method] = pipe.extend(first, frames=cfg.extend_frames, prompt=cfg.extend_prompt, method=method,
+                                       guidance=cfg.extend_guidance, context=context, seed=cfg.seed + 1,
+                                       steps=cfg.steps, sampler=cfg.sampler, progress=progress)
         timings[f"extend_{method}"] = time.perf_counter() - t0
         ext_files[method] = _gif(extended[method], out / f"extend_{method}.gif", cfg)
     tasks, task_files = {}, {}
     if cfg.tasks:
-        from .conditional import TASK_DEFAULTS
         from .demo_tasks import task_rows
 
-        tasks, task_timings = task_rows(loaded, seed=cfg.seed, steps=cfg.task_steps, device=cfg.device,
-                                        progress=progress)
+        tasks, task_timings = task_rows(pipe, seed=cfg.seed, steps=cfg.task_steps, progress=progress)
         timings.update(task_timings)
         task_files = {name: {label: _gif(v, out / f"{name}_{i}.gif", cfg) for i, (label, v) in enumerate(row.items())}
                       for name, row in tasks.items()}
     Image.fromarray(_summary(t2v, extended, block, tasks)).save(out / "summary.png")
-    info = {"model": cfg.model, "step": loaded.step, "command": command, "device": cfg.device,
-            "precision": loaded.precision, "block": block,
+    info = {"model": cfg.model, "step": pipe.model.step, "command": command, "device": cfg.device,
+            "precision": pipe.precision, "block": block,
             "context": context, "seconds": time.perf_counter() - t_start,
             "timings": {k: round(v, 1) for k, v in timings.items()}}
     if cfg.tasks:
-        d = TASK_DEFAULTS["interpolate"].resolve(mcfg.sample)
-        info["task_sampler"] = f"{d.sampler}, {cfg.task_steps or d.steps} steps"
+        d = pipe.settings("interpolate", steps=cfg.task_steps)
+        info["task_sampler"] = f"{d['sampler']}, {d['steps']} steps"
     (out / "index.html").write_text(_page(cfg, cells, ext_files, info, task_files))
     torch.save({"text_to_video": t2v, **{f"extend_{m}": v for m, v in extended.items()},
                 **{f"{name}/{label}": v for name, row in tasks.items() for label, v in row.items()}}, out / "videos.pt")

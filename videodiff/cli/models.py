@@ -61,6 +61,13 @@ def _cmd_export(args) -> int:
             raise ValueError(f"--meta {args.meta}: cannot read a JSON object ({e})") from e
         if not isinstance(extra, dict):
             raise ValueError(f"--meta {args.meta}: expected a JSON object")
+    if args.adapter:
+        from ..finetune import export_adapter
+
+        weights = export_adapter(args.checkpoint, Path(args.out) / args.name)
+        print(f"exported the LoRA adapter of {args.checkpoint}: {weights} ({weights.stat().st_size / 1e3:.0f} kB), "
+              f"{weights.with_suffix('.json')}")
+        return 0
     weights, meta = export_model(args.checkpoint, args.name, args.out, extra=extra)
     print(f"exported {args.checkpoint} as {args.name!r}: {weights} ({weights.stat().st_size / 1e6:.1f} MB), {meta}")
     return 0
@@ -104,4 +111,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--name", required=True, help="model name, e.g. moving-mnist")
     p.add_argument("--out", type=Path, default=MODELS_DIR, help=f"folder (default: the package's {MODELS_DIR.name})")
     p.add_argument("--meta", type=Path, default=None, help="JSON object merged into NAME.json (command, quality)")
+    p.add_argument("--adapter", action="store_true",
+                   help="a LoRA run: write its adapter alone (small; load with VideoPipeline.from_pretrained(base, "
+                        "adapter=...)); without it a LoRA run is written merged into full weights")
     p.set_defaults(func=_cmd_export)
