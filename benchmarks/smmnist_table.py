@@ -51,6 +51,7 @@ def table(results: list[dict]) -> str:
 
 def strip(res: dict, preds: dict, rows: int = 4) -> np.ndarray:
     protocol = get_protocol(res["protocol"]["name"])
+    rows = min([rows] + [len(p) for p in preds.values()])
     truth = load_split(protocol.split, rows)[:, :, : protocol.frames]
     known = [i < protocol.given for i in range(protocol.frames)]
     parts = []
