@@ -23,7 +23,8 @@ def _cmd_demo(args) -> int:
                      weights=tuple(args.weights or defaults.weights), sampler=args.sampler, steps=args.steps,
                      extend_frames=args.frames, seed=args.seed, device=args.device,
                      precision=args.precision or defaults.precision, compile=bool(args.compile),
-                     tasks=not args.no_tasks, task_steps=args.task_steps)
+                     tasks=not args.no_tasks, task_steps=args.task_steps,
+                     predict_model=None if args.no_predict else defaults.predict_model)
     if cfg.extend_frames < 1 or cfg.steps < 1 or (cfg.task_steps is not None and cfg.task_steps < 1):
         raise ValueError("--frames, --steps and --task-steps must be >= 1")
     t0 = time.perf_counter()
@@ -86,9 +87,11 @@ def add_subcommands(sub) -> None:
     p.add_argument("--steps", type=int, default=20, help="sampling steps per block (default 20)")
     p.add_argument("--frames", type=int, default=64, help="length of the extended video (default 64)")
     p.add_argument("--task-steps", type=int, default=None,
-                   help="sampling steps of the super-resolution and interpolation rows (default: those commands' "
-                        "defaults)")
+                   help="sampling steps of the super-resolution, interpolation and prediction rows (default: "
+                        "those commands' defaults)")
     p.add_argument("--no-tasks", action="store_true", help="leave out the super-resolution and interpolation rows")
+    p.add_argument("--no-predict", action="store_true",
+                   help="leave out the 64x64 video-prediction row (the shipped smmnist-64 model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     add_precision_args(p)
