@@ -34,10 +34,11 @@ def test_eight_clients_against_a_queue_of_four(tmp_path):
 
 
 def test_videos_are_pruned_and_long_prompts_refused(tmp_path):
+    from videodiff import VideoPipeline
     from videodiff.app import AppDefaults, VideoApp
-    from videodiff.pipeline import load_model
 
-    app = VideoApp(load_model("moving-mnist", device="cpu"), tmp_path, AppDefaults(steps=1, keep_videos=2))
+    app = VideoApp(VideoPipeline.from_pretrained("moving-mnist", device="cpu"), tmp_path,
+                   AppDefaults(steps=1, keep_videos=2))
     for seed in range(3):
         app.generate("digit 1 moving up", 2, 1, "ddim", seed)
     assert len(list(tmp_path.glob("*.mp4"))) == 2  # the oldest was deleted

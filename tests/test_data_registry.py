@@ -60,8 +60,8 @@ def test_example_data_source(noise_kind, tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("data.kind=kinetics", "data.kind must be 'moving_mnist', 'video_folder', 'manifest', 'shards' or "
-                           "'gaussian_noise', got 'kinetics'"),
+    ("data.kind=kinetics", "data.kind must be 'moving_mnist', 'smmnist', 'video_folder', 'manifest', 'shards', "
+                           "'ucf101', 'bair', 'kinetics600' or 'gaussian_noise', got 'kinetics'"),
     ("data.options.sdt=0.5", "unknown option data.options.sdt; valid options under 'data.options.': "
                              "['clips', 'mean', 'std']"),
     ("data.options.std=wide", "data.options.std must be a number, got 'wide'"),
@@ -103,7 +103,8 @@ def test_kind_checks(noise_kind):
 
 
 def test_builtin_kinds_declare_what_they_read():
-    assert source_kinds()[:4] == ("moving_mnist", "video_folder", "manifest", "shards")
+    assert source_kinds()[:8] == ("moving_mnist", "smmnist", "video_folder", "manifest", "shards", "ucf101", "bair",
+                                  "kinetics600")
     names = {f.name for f in dataclasses.fields(DataConfig)}
     for kind in source_kinds():
         reads = set(get_source(kind).reads)

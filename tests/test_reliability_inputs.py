@@ -211,8 +211,7 @@ def test_a_video_depends_on_the_seed_and_its_index_only(sampler):
     def denoise(z, logsnr, **kw):  # parameter-free: any x_hat that depends on z
         return torch.tanh(z * 0.7)
 
-    kw = dict(steps=3, sampler=sampler, seed=7, eta=1.0) if sampler == "ddim" else dict(steps=3, sampler=sampler,
-                                                                                        seed=7)
+    kw = dict(steps=3, sampler=sampler, seed=7, options={"eta": 1.0} if sampler == "ddim" else None)
     a = sample_videos(denoise, cfg, 5, batch_size=2, **kw)
     b = sample_videos(denoise, cfg, 3, batch_size=3, **kw)
     c = sample_videos(denoise, cfg, 4, batch_size=1, **kw)
@@ -343,6 +342,16 @@ def test_eval_refuses_odd_tensors(bad_files, odd_tensors, capsys, name, words):
     (["extend", "{run}", "--from-samples", "1", "--method", "replacement", "--w-r=2"], "--w-r applies to --method "
                                                                                        "gradient only"),
     (["extend", "{run}", "--from-samples", "1", "--method", "replacement", "--no-clamp"], "--no-clamp applies"),
+    # the commands merged from main (issue 31 and the video prediction work) get the same checks
+    (["finetune", "--model", "moving-mnist", "--data", "{tmp}", "--out", "{file}"], "--out {file}: is a file, "
+                                                                                       "not a folder"),
+    (["clips", "--out", "{file}"], "--out {file}: is a file, not a folder"),
+    (["predict", "{run}", "--input", "{file}", "--given", "2", "--frames", "4", "--variant", "posterior",
+      "--out", "{tmp}/p.gif"], "--variant applies to --method replacement only"),
+    (["predict", "{run}", "--input", "{file}", "--given", "2", "--frames", "4", "--method", "replacement",
+      "--w-r", "2", "--out", "{tmp}/p.gif"], "--w-r applies to --method gradient only"),
+    (["predict", "{run}", "--input", "{file}", "--given", "2", "--frames", "4", "--guidance", "nan",
+      "--out", "{tmp}/p.gif"], "--guidance must be a finite number"),
 ])
 def test_bad_values_are_one_line_before_any_work(run, tmp_path, capsys, argv, words):
     file = tmp_path / "a_file"

@@ -233,12 +233,44 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise CheckpointError(f"no checkpoint found at {path} (expected a run directory or checkpoints/step_XXXXXX)")
 
 
+def _read_sharded(dcp_dir: Path, device) -> dict:
+    """The full tensors of a sharded checkpoint (any world size wrote it): ``model``, ``ema`` and the ``optimizer``
+    state keyed by parameter index, as an unsharded checkpoint holds them."""
+    import tempfile
+
+    from torch.distributed.checkpoint.api import CheckpointException
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    if not (dcp_dir / ".metadata").is_file():
+        raise OSError(f"{dcp_dir}: no .metadata (an incomplete sharded checkpoint)")
+    try:
+        with tempfile.TemporaryDirectory(dir=dcp_dir.parent) as tmp:
+            dcp_to_torch_save(str(dcp_dir), str(Path(tmp) / "full.pt"))
+            full = torch.load(Path(tmp) / "full.pt", map_location=device, weights_only=True)
+    except (CheckpointException, RuntimeError, EOFError) as e:  # DCP's error is a BaseException
+        raise OSError(f"{dcp_dir}: unreadable shards ({' '.join(str(e).split())[:300]})") from None
+    optim, index, groups = full["optim"], {}, []
+    for g in optim["param_groups"]:
+        ids = []
+        for name in g["params"]:
+            index[name] = len(index)
+            ids.append(index[name])
+        groups.append({**g, "params": ids})
+    state = {index[name]: st for name, st in optim["state"].items()}
+    return {"model": full["model"], "ema": full["ema"], "optimizer": {"state": state, "param_groups": groups}}
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
     """Read a checkpoint into a dict: ``step``, ``config``, ``model``, ``ema``, ``optimizer``, ``rng``, extras."""
     path = resolve_checkpoint(path)
     try:
         verify_manifest(path)  # a changed byte anywhere: CheckpointError naming the file
         meta = json.loads((path / "state.json").read_text())
+        if meta.get("sharded"):  # an FSDP2 run's DCP shards (videodiff/train/sharded.py), read whole
+            out = dict(meta)
+            out.update(path=path, rng={}, **_read_sharded(path / "dcp", device))
+            int(out["step"])
+            return out
         model = load_file(str(path / "model.safetensors"), device=str(device))
         ema = load_file(str(path / "ema.safetensors"), device=str(device))
         state = load_file(str(path / "state.safetensors"), device="cpu")  # RNG states must stay on the CPU

@@ -31,6 +31,7 @@ __all__ = [
     "TrainConfig",
     "SampleConfig",
     "TextConfig",
+    "LoraConfig",
     "ExperimentConfig",
     "load_config",
     "config_from_dict",
@@ -57,6 +58,7 @@ def _check_precision(group: str, value: str) -> None:
 
 
 ON_NONFINITE = ("stop", "skip")  # train.on_nonfinite
+PARALLEL = ("ddp", "fsdp")  # train.parallel (videodiff/train/distributed.py)
 LOGGERS = ("tensorboard", "wandb")  # train.loggers (videodiff/train/loggers.py)
 WANDB_MODES = ("offline", "online")  # train.wandb_mode
 
@@ -79,6 +81,14 @@ class TrainConfig:
     # with bf16, CPUs with AMX / AVX512-BF16), else fp32. Parameters, optimizer state, EMA and the loss stay fp32.
     precision: str = "auto"
     compile: bool = False  # torch.compile the U-Net (the first step compiles: minutes on a 2-core CPU)
+    # Recompute each U-Net block's activations in backward instead of keeping them (less memory, about one more
+    # forward pass of time; docs/recipes.md has the measurement). model.gradient_checkpointing is its old name.
+    activation_checkpointing: bool = False
+    # Under torchrun: "ddp" (a full replica per rank, DistributedDataParallel) or "fsdp" (FSDP2,
+    # torch.distributed.fsdp.fully_shard per U-Net block: weights, gradients, optimizer state and EMA sharded over the
+    # ranks, for models that do not fit one GPU; checkpoints are sharded, torch.distributed.checkpoint, and resume
+    # at any world size). One process: no effect.
+    parallel: str = "ddp"
     amp: str = "none"  # deprecated, kept so that older configs load: "bf16" means precision "bf16"
     log_every: int = 10
     sample_every: int = 0  # write a sample grid every N steps (0: only at the end)
@@ -138,6 +148,8 @@ class TrainConfig:
             raise ValueError(f"train.max_seconds must be >= 0 (0: no limit), got {self.max_seconds}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.parallel not in PARALLEL:
+            raise ValueError(f"train.parallel must be one of {' | '.join(PARALLEL)}, got {self.parallel!r}")
         if self.on_nonfinite not in ON_NONFINITE:
             raise ValueError(f"train.on_nonfinite must be one of {' | '.join(ON_NONFINITE)}, got {self.on_nonfinite!r}")
 
@@ -181,6 +193,23 @@ class SampleConfig:
 
 
 @dataclass
+class LoraConfig:
+    """Low-rank adapters for fine-tuning (videodiff/nn/lora.py): rank 0 trains every weight (full fine-tuning)."""
+
+    rank: int = 0  # > 0: the base network is frozen and only adapters of this rank train
+    alpha: float = 0.0  # adapter scale alpha / rank; 0: alpha = rank (scale 1)
+    targets: tuple[str, ...] = ("attention", "conv")  # the attention projections, every other convolution
+
+    def __post_init__(self) -> None:
+        from .nn.lora import TARGETS
+
+        self.targets = tuple(self.targets)
+        if self.rank < 0 or self.alpha < 0 or not self.targets or set(self.targets) - set(TARGETS):
+            raise ValueError(f"lora: need rank >= 0, alpha >= 0 and targets among {list(TARGETS)}, got "
+                             f"rank={self.rank}, alpha={self.alpha}, targets={list(self.targets)}")
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "run"
     data: DataConfig = field(default_factory=DataConfig)
@@ -189,9 +218,13 @@ class ExperimentConfig:
     text: TextConfig = field(default_factory=TextConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
         # The model's channels and size, and the schedule's resolution, are derived from the data.
+        if self.model.gradient_checkpointing:  # the old name of train.activation_checkpointing: move it there
+            self.train.activation_checkpointing = True
+            self.model.gradient_checkpointing = False
         self.model.in_channels = self.data.channels
         self.model.image_size = self.data.image_size
         if self.text.enabled:  # text-to-video: captions in the data, the pooled caption vector is c

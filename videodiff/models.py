@@ -15,8 +15,8 @@ from .denoiser import Denoiser
 from .nn import UNet3D
 from .precision import compile_network, precision_name, prepare_network, resolve_precision
 
-__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "denoiser_device", "load_weights",
-           "check_weights"]
+__all__ = ["pick_device", "build_model", "LoadedModel", "load_weights", "load_state_checked", "check_weights",
+           "load_model", "model_from_state", "denoiser_device"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -39,17 +39,22 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def build_model(cfg: ExperimentConfig) -> torch.nn.Module:
     """The network of ``cfg.model`` (weights from the current global RNG: callers seed it); with ``cfg.text`` set,
-    attention pooling of caption embeddings in front of it (:class:`videodiff.text.TextConditionedUNet`)."""
-    if not cfg.text.enabled:
-        return UNet3D(cfg.model)
-    from .text import HFTextEncoder, TextConditionedUNet
+    attention pooling of caption embeddings in front of it (:class:`videodiff.text.TextConditionedUNet`); with
+    ``cfg.lora.rank`` > 0, LoRA adapters on its convolutions and everything else frozen (:mod:`videodiff.nn.lora`)."""
+    net = UNet3D(cfg.model)
+    if cfg.text.enabled:
+        from .text import HFTextEncoder, TextConditionedUNet
 
-    text_dim = HFTextEncoder(cfg.text.encoder, max_length=cfg.text.max_length).dim  # reads config.json only
-    return TextConditionedUNet(UNet3D(cfg.model), text_dim, num_queries=cfg.text.pool_queries,
-                               heads=cfg.text.pool_heads)
+        text_dim = HFTextEncoder(cfg.text.encoder, max_length=cfg.text.max_length).dim  # reads config.json only
+        net = TextConditionedUNet(net, text_dim, num_queries=cfg.text.pool_queries, heads=cfg.text.pool_heads)
+    if cfg.lora.rank:
+        from .nn.lora import add_lora
+
+        add_lora(net, cfg.lora.rank, cfg.lora.alpha or None, cfg.lora.targets)
+    return net
 
 
-def load_weights(net: torch.nn.Module, state: dict, source) -> None:
+def load_state_checked(net: torch.nn.Module, state: dict, source) -> None:
     """``net.load_state_dict(state)``, where a mismatch (weights of another config: other keys or shapes) is one
     ValueError naming ``source`` and a few of the differences instead of torch's many-line RuntimeError."""
     try:
@@ -69,7 +74,7 @@ def load_weights(net: torch.nn.Module, state: dict, source) -> None:
 def check_weights(config: dict, state: dict, source) -> None:
     """Build the network of ``config`` (a saved experiment config) and load ``state`` into it: raises a one-line
     ValueError naming ``source`` when they do not fit (for ``videodiff export``)."""
-    load_weights(build_model(config_from_dict(ExperimentConfig, config)), state, source)
+    load_state_checked(build_model(config_from_dict(ExperimentConfig, config)), state, source)
 
 
 @dataclass
@@ -80,44 +85,59 @@ class LoadedModel:
     path: Path
     precision: str = "fp32"  # what the denoiser runs in: "fp32" or "bf16" (resolved from load_model's precision)
     meta: dict = field(default_factory=dict)  # a shipped model's metadata (videodiff.pretrained)
+    requested_precision: str | None = None  # load_model's precision (None: the run's sample.precision)
+
+
+def load_weights(source: str | Path, *, device: str | torch.device = "cpu", pretrained: bool | None = None) -> dict:
+    """``{"config", "ema", "step", "path", ...}`` of a checkpoint or run directory (also ``"model"``, the raw
+    weights), a folder written by ``VideoPipeline.save_pretrained``, or a shipped model's name (plus ``"meta"``).
+    ``pretrained``: True forces a shipped name, False a path; None decides (an existing path wins)."""
+    from .pretrained import available_models, is_model_name, load_pretrained, saved_model_name
+
+    if pretrained is None and not Path(source).exists() and not is_model_name(source):
+        raise FileNotFoundError(f"model {str(source)!r}: no such run directory or checkpoint, and no shipped "
+                                f"model of that name (shipped: {', '.join(available_models()) or 'none'})")
+    if pretrained or (pretrained is None and is_model_name(source)):
+        return load_pretrained(str(source), torch.device(device))
+    if (saved := saved_model_name(source)) is not None:
+        return load_pretrained(saved, torch.device(device), models_dir=Path(source))
+    return load_checkpoint(source, device=device)
 
 
 def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto",
                pretrained: bool | None = None, precision: str | None = None,
                compile: bool | None = None) -> LoadedModel:
-    """Load a trained denoiser (EMA weights by default) from a checkpoint or run directory, or a shipped model by
-    name (e.g. ``"moving-mnist"``, see :mod:`videodiff.pretrained`; shipped models carry EMA weights only).
+    """Load a trained denoiser (EMA weights by default) from a checkpoint or run directory, a folder written by
+    ``VideoPipeline.save_pretrained``, or a shipped model by name (e.g. ``"moving-mnist"``, see
+    :mod:`videodiff.pretrained`; shipped and saved models carry EMA weights only).
     ``pretrained``: True forces a shipped name, False a path; None decides (an existing path wins).
     ``precision`` (``auto | fp32 | bf16``, :mod:`videodiff.precision`; None: the run's ``sample.precision``,
     ``auto`` unless the run set it): the network runs under bf16 autocast where it resolves to bf16 (``auto``: where
     the device has native bf16); ``compile`` (None: the run's ``sample.compile``): ``torch.compile`` the U-Net."""
-    from .pretrained import is_model_name, load_pretrained
-
     dev = pick_device(device)
     if precision is not None:
         resolve_precision(precision, dev)  # validates the name before any loading
-    if pretrained is None and not Path(checkpoint).exists():  # neither a path nor (below) a shipped name
-        from .pretrained import available_models
-
-        if not is_model_name(checkpoint):
-            raise FileNotFoundError(f"model {str(checkpoint)!r}: no such run directory or checkpoint, and no shipped "
-                                    f"model of that name (shipped: {', '.join(available_models()) or 'none'})")
-    if pretrained or (pretrained is None and is_model_name(checkpoint)):
-        if not ema:
-            raise ValueError(f"shipped model {checkpoint!r} has EMA weights only; drop --no-ema")
-        ckpt = load_pretrained(str(checkpoint), dev)
-    else:
-        ckpt = load_checkpoint(checkpoint, device=dev)
+    ckpt = load_weights(checkpoint, device=dev, pretrained=pretrained)
+    if not ema and "model" not in ckpt:
+        raise ValueError(f"{checkpoint} has EMA weights only (a shipped or saved model); drop --no-ema")
     cfg = config_from_dict(ExperimentConfig, ckpt["config"])
-    net = build_model(cfg).to(dev)
-    load_weights(net, ckpt["ema" if ema else "model"], ckpt["path"])
+    return model_from_state(cfg, ckpt["ema" if ema else "model"], dev, step=ckpt["step"], path=ckpt["path"],
+                            meta=ckpt.get("meta", {}), precision=precision, compile=compile)
+
+
+def model_from_state(cfg: ExperimentConfig, state: dict, device: torch.device, *, step: int, path, meta: dict,
+                     precision: str | None = None, compile: bool | None = None) -> LoadedModel:
+    """The network of ``cfg`` with weights ``state``, frozen, as a :class:`Denoiser` in ``precision`` (None: the
+    run's ``sample.precision``) on ``device``; ``compile`` None: the run's ``sample.compile``."""
+    net = build_model(cfg).to(device)
+    load_state_checked(net, state, path)  # one line naming the source if they are another network's
     net.eval().requires_grad_(False)
-    dtype = resolve_precision(precision or cfg.sample.precision, dev)
+    dtype = resolve_precision(precision or cfg.sample.precision, device)
     prepare_network(net, dtype)
     if cfg.sample.compile if compile is None else compile:
         compile_network(net)
     den = Denoiser(net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x, autocast_dtype=dtype)
-    return LoadedModel(den, cfg, ckpt["step"], ckpt["path"], precision_name(dtype), ckpt.get("meta", {}))
+    return LoadedModel(den, cfg, step, Path(path), precision_name(dtype), meta, precision)
 
 
 def denoiser_device(denoiser) -> torch.device:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["MODELS_DIR", "available_models", "is_model_name", "model_files", "export_model", "load_pretrained",
-           "check_model_name"]
+__all__ = ["MODELS_DIR", "available_models", "is_model_name", "model_files", "check_model_name", "export_target",
+           "writable_folder", "write_model", "plain_network", "export_model", "saved_model_name", "load_pretrained"]
 
 MODELS_DIR = Path(__file__).parent / "assets" / "models"
 
@@ -81,20 +81,10 @@ def _write_atomic(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def export_model(checkpoint: str | Path, name: str, out_dir: str | Path | None = None, *,
-                 extra: dict | None = None, overwrite: bool = False, check=None) -> tuple[Path, Path]:
-    """Write a checkpoint's EMA weights (fp32 safetensors) and its config/step/provenance as a shipped model.
-
-    ``extra`` is merged into the JSON (e.g. the training command and measured quality for the model card). The files
-    go into ``out_dir`` only (``name`` is checked by :func:`check_model_name`); an existing model of that name is
-    replaced only with ``overwrite``, and one shipped in the package (:data:`MODELS_DIR`) never. ``check(config,
-    state, source)`` (e.g. :func:`videodiff.models.check_weights`, which builds the config's network and loads the
-    weights into it) runs before anything is written.
-    """
-    from safetensors.torch import save_file
-
-    from .checkpoint import load_checkpoint
-
+def export_target(name: str, out_dir: str | Path | None, *, overwrite: bool = False) -> tuple[Path, Path]:
+    """``(NAME.safetensors, NAME.json)`` in ``out_dir`` (default :data:`MODELS_DIR`) for ``videodiff export``, after
+    the checks that come before any reading: ``name`` is a plain stem (:func:`check_model_name`), ``out_dir`` is not
+    a file, and an existing model of that name is replaced only with ``overwrite`` (one shipped in the package never)."""
     check_model_name(name)
     out_dir = Path(out_dir or MODELS_DIR)
     if out_dir.exists() and not out_dir.is_dir():
@@ -107,20 +97,88 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path | None =
         if not overwrite:
             raise FileExistsError(f"--name {name!r}: {weights if weights.exists() else meta_path} exists; pass "
                                   f"--overwrite to replace it, or choose another --name or --out")
-    ckpt = load_checkpoint(checkpoint)
-    tensors = {k: v.detach().float().contiguous().cpu() for k, v in ckpt["ema"].items()}
-    if check is not None:
-        check(ckpt["config"], tensors, f"--checkpoint {ckpt['path']}")
+    return weights, meta_path
+
+
+def writable_folder(out_dir: str | Path) -> Path:
+    """``out_dir``, created if missing; a folder that cannot be written is one PermissionError."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise PermissionError(f"--out {out_dir}: folder is not writable")
-    _write_atomic(weights, lambda tmp: save_file(tensors, str(tmp), metadata={"name": name, "step": str(ckpt["step"])}))
-    meta = {"name": name, "step": ckpt["step"], "config": ckpt["config"], "weights": "ema",
+    return out_dir
+
+
+def write_model(state: dict, config: dict, step: int, name: str, out_dir: str | Path, *,
+                extra: dict | None = None, card: str | None = None) -> tuple[Path, Path]:
+    """Write weights (fp32 safetensors) and ``NAME.json`` (config, step, sha256, ``extra``) in the shipped layout;
+    with ``card``, also the model card ``NAME.md``. Loadable by name from ``out_dir`` (:func:`load_pretrained`).
+    Each file is written atomically (:func:`_write_atomic`): a failure leaves a previous model as it was."""
+    from safetensors.torch import save_file
+
+    out_dir = writable_folder(out_dir)
+    weights, meta_path = out_dir / f"{name}.safetensors", out_dir / f"{name}.json"
+    tensors = {k: v.detach().float().contiguous().cpu() for k, v in state.items()}
+    _write_atomic(weights, lambda tmp: save_file(tensors, str(tmp), metadata={"name": name, "step": str(step)}))
+    meta = {"name": name, "step": step, "config": config, "weights": "ema",
             "parameters": int(sum(t.numel() for t in tensors.values())),
-            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "source": str(ckpt["path"])}
+            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
     meta.update(extra or {})
+    if card is not None:
+        meta["card"] = f"{name}.md"
+        _write_atomic(out_dir / f"{name}.md", lambda tmp: tmp.write_text(card))
     _write_atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=1) + "\n"))
     return weights, meta_path
+
+
+def plain_network(state: dict, config: dict) -> tuple[dict, dict]:
+    """``(weights, config dict)`` of a network as a plain one: a LoRA network's adapters folded into its kernels
+    (:func:`videodiff.nn.lora.merge_lora`) and ``lora.rank`` 0; any other network unchanged."""
+    from .nn.lora import merge_lora
+
+    if not (config.get("lora") or {}).get("rank"):
+        return state, config
+    return merge_lora(state), {**config, "lora": {**config["lora"], "rank": 0}}
+
+
+def export_model(checkpoint: str | Path, name: str, out_dir: str | Path | None = None, *,
+                 extra: dict | None = None, overwrite: bool = False, check=None) -> tuple[Path, Path]:
+    """Write a checkpoint's EMA weights (fp32 safetensors) and its config/step/provenance as a shipped model.
+
+    ``extra`` is merged into the JSON (e.g. the training command and measured quality for the model card). A LoRA
+    run (``lora.rank`` > 0) is written merged: its adapters folded into the kernels, a plain network. The files
+    go into ``out_dir`` only (``name`` is checked by :func:`check_model_name`); an existing model of that name is
+    replaced only with ``overwrite``, and one shipped in the package (:data:`MODELS_DIR`) never (:func:`export_target`).
+    ``check(config, state, source)`` (e.g. :func:`videodiff.models.check_weights`, which builds the config's network
+    and loads the weights into it) runs before anything is written.
+    """
+    from .checkpoint import load_checkpoint
+
+    weights, _ = export_target(name, out_dir, overwrite=overwrite)
+    ckpt = load_checkpoint(checkpoint)
+    if check is not None:  # the run's own network first: a LoRA run's weights against its LoRA config
+        check(ckpt["config"], ckpt["ema"], f"--checkpoint {ckpt['path']}")
+    state, config = plain_network(ckpt["ema"], ckpt["config"])
+    return write_model(state, config, ckpt["step"], name, weights.parent,
+                       extra={"source": str(ckpt["path"]), **(extra or {})})
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def saved_model_name(folder: str | Path) -> str | None:
+    """The name of the one model saved in ``folder`` in the shipped layout (``save_pretrained``), else None."""
+    folder = Path(folder)
+    names = [n for n in (available_models(folder) if folder.is_dir() else [])
+             if "weights_sha256" in _read_json(folder / f"{n}.json")]  # not a checkpoint's state.json
+    if len(names) > 1:
+        raise ValueError(f"{folder} holds {len(names)} saved models ({', '.join(names)}); pass one folder per model")
+    return names[0] if names else None
 
 
 def load_pretrained(name: str, device: torch.device, models_dir: Path | None = None) -> dict:

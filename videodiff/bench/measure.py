@@ -73,8 +73,9 @@ def _build(spec: dict, model: dict) -> torch.nn.Module:
 
 
 def _set_checkpointing(net: torch.nn.Module, on: bool) -> None:
-    if hasattr(net, "cfg"):
-        net.cfg.gradient_checkpointing = on
+    from ..nn import set_activation_checkpointing
+
+    set_activation_checkpointing(net, on)
 
 
 def spec_precision(spec: dict) -> str:

@@ -5,7 +5,8 @@ the option and what it expects.
 - every float option (``--guidance``, ``--weights``, ``--w-r``, sampler options, ...) must be finite;
 - ``--prompt`` must not be empty or blank (leave it out for the unconditional model);
 - ``--seed`` must fit a 64-bit generator seed: 0 ... 2**63 - 1;
-- options that name a folder (``train --out``, ``eval --cache-dir``, ...) must not name an existing file;
+- options that name a folder (``train --out``, ``finetune --out``, ``clips --out``, ``eval --cache-dir``, ...) must
+  not name an existing file;
 - ``bench``: ``--repeats``, ``--batch``, ``--threads`` and ``--rounds`` >= 1, ``--warmup`` >= 0;
 - flags of one conditioning method given with the other (``--variant`` with ``--method gradient``; ``--w-r`` or
   ``--no-clamp`` with ``--method replacement``) are refused rather than ignored, as a sampler's flags are with
@@ -24,7 +25,7 @@ MAX_SEED = 2**63 - 1
 
 # (command, attribute): options that name a folder the command writes into or reads from.
 FOLDER_OPTIONS = {("train", "out"), ("demo", "out"), ("app", "out"), ("shards", "out"), ("train-classifier", "out"),
-                  ("export", "out"), ("eval", "cache_dir")}
+                  ("export", "out"), ("eval", "cache_dir"), ("finetune", "out"), ("clips", "out")}
 
 # bench: option -> minimum
 _BENCH_MINIMUMS = {"repeats": 1, "batch": 1, "threads": 1, "rounds": 1, "warmup": 0}
@@ -96,8 +97,8 @@ def check_video_tensor(video, path, what: str = "--input"):
 
 
 # --method value -> (flags that belong to the other method, commands where that holds)
-_METHOD_ONLY = {"gradient": (("--variant",), ("extend", "interpolate", "upsample")),
-                "replacement": (("--w-r", "--no-clamp"), ("extend", "interpolate"))}
+_METHOD_ONLY = {"gradient": (("--variant",), ("extend", "interpolate", "upsample", "predict")),
+                "replacement": (("--w-r", "--no-clamp"), ("extend", "interpolate", "predict"))}
 
 
 def _given(argv, flag: str) -> bool:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .options import add_precision_args, add_sampler_args, check_counts, check_output_path
+from .protocol import add_protocol_args, run_protocol_command
 
 __all__ = ["add_subcommands"]
 
@@ -64,6 +65,9 @@ def _clip_spec(args, metrics):
 def _cmd_eval(args) -> int:
     from ..evaluation import evaluate_checkpoint, evaluate_paths, format_results, write_results
 
+    if args.protocol is not None:
+        check_output_path(args.json, "--json")
+        return run_protocol_command(args, _command(args))
     metrics = _parse_metrics(args.metrics)
     # Everything that can be checked is checked before videos are read or sampled
     check_counts(args, frames=1, num=1, batch_size=1, steps=1, grid_rows=1, grid_cols=1, resize=1, clips_per_video=1,
@@ -168,6 +172,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", type=Path, default=None, help="write every result with its protocol record here")
     p.add_argument("--no-progress", action="store_true")
+    add_protocol_args(p)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("train-classifier", help="train the Moving MNIST evaluation classifier (cfvd, cis, digit accuracy)")

@@ -23,7 +23,8 @@ def _cmd_demo(args) -> int:
                      weights=tuple(args.weights or defaults.weights), sampler=args.sampler, steps=args.steps,
                      extend_frames=args.frames, seed=args.seed, device=args.device,
                      precision=args.precision or defaults.precision, compile=bool(args.compile),
-                     tasks=not args.no_tasks, task_steps=args.task_steps)
+                     tasks=not args.no_tasks, task_steps=args.task_steps,
+                     predict_model=None if args.no_predict else defaults.predict_model)
     if cfg.extend_frames < 1 or cfg.steps < 1 or (cfg.task_steps is not None and cfg.task_steps < 1):
         raise ValueError("--frames, --steps and --task-steps must be >= 1")
     t0 = time.perf_counter()
@@ -71,6 +72,16 @@ def _cmd_export(args) -> int:
             raise ValueError(f"--meta {args.meta}: cannot read a JSON object ({e})") from e
         if not isinstance(extra, dict):
             raise ValueError(f"--meta {args.meta}: expected a JSON object")
+    if args.adapter:
+        from ..finetune import export_adapter
+        from ..pretrained import export_target
+
+        # the same rules as a model: a plain name, never over a shipped model, an existing one only with --overwrite
+        target, _ = export_target(args.name, args.out, overwrite=args.overwrite)
+        weights = export_adapter(args.checkpoint, target.with_suffix(""))
+        print(f"exported the LoRA adapter of {args.checkpoint}: {weights} ({weights.stat().st_size / 1e3:.0f} kB), "
+              f"{weights.with_suffix('.json')}")
+        return 0
     weights, meta = export_model(args.checkpoint, args.name, args.out, extra=extra, overwrite=args.overwrite,
                                  check=check_weights)
     print(f"exported {args.checkpoint} as {args.name!r}: {weights} ({weights.stat().st_size / 1e6:.1f} MB), {meta}")
@@ -90,9 +101,11 @@ def add_subcommands(sub) -> None:
     p.add_argument("--steps", type=int, default=20, help="sampling steps per block (default 20)")
     p.add_argument("--frames", type=int, default=64, help="length of the extended video (default 64)")
     p.add_argument("--task-steps", type=int, default=None,
-                   help="sampling steps of the super-resolution and interpolation rows (default: those commands' "
-                        "defaults)")
+                   help="sampling steps of the super-resolution, interpolation and prediction rows (default: "
+                        "those commands' defaults)")
     p.add_argument("--no-tasks", action="store_true", help="leave out the super-resolution and interpolation rows")
+    p.add_argument("--no-predict", action="store_true",
+                   help="leave out the 64x64 video-prediction row (the shipped smmnist-64 model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     add_precision_args(p)
@@ -122,4 +135,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--meta", type=Path, default=None, help="JSON object merged into NAME.json (command, quality)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing model NAME in --out (a model shipped in the package is never replaced)")
+    p.add_argument("--adapter", action="store_true",
+                   help="a LoRA run: write its adapter alone (small; load with VideoPipeline.from_pretrained(base, "
+                        "adapter=...)); without it a LoRA run is written merged into full weights")
     p.set_defaults(func=_cmd_export)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..diffusion import q_posterior, q_sample
+from ..sampling.common import draw_noise
 from .masks import as_mask, blend, is_binary
 
 __all__ = ["ReplacementHook", "LowResReplacementHook", "Hooks", "VARIANTS"]
@@ -46,7 +47,7 @@ class ReplacementHook:
         self.final_logsnr = None if final_logsnr is None else float(final_logsnr)
 
     def _noise(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
-        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        return draw_noise(like.shape, generator, device=like.device, dtype=like.dtype)  # one generator or one per video
 
     def _replace(self, z: Tensor, z_a: Tensor) -> Tensor:
         return blend(z, z_a.to(z.dtype), self.mask.to(z.dtype), self.binary)
@@ -114,7 +115,7 @@ class LowResReplacementHook:
         y = self.y.to(z_s.dtype)
         if z_s is x_hat or (self.final_logsnr is not None and float(logsnr_s) >= self.final_logsnr):
             return self._project(z_s, y)  # t = 0: D x = y exactly
-        eps = torch.randn(z_s.shape, generator=generator, device=z_s.device, dtype=z_s.dtype)
+        eps = draw_noise(z_s.shape, generator, device=z_s.device, dtype=z_s.dtype)
         from .downsample import Downsample
 
         z_low = Downsample(y.shape[-2:], "area")(q_sample(self._up(y), logsnr_s, eps))  # D z'_s, z'_s ~ q(.|U y)

@@ -18,7 +18,8 @@ __all__ = ["DataConfig"]
 
 @dataclass
 class DataConfig:
-    kind: str = "moving_mnist"  # a registered kind (.registry): "moving_mnist" | "video_folder" | "manifest" | "shards"
+    kind: str = "moving_mnist"  # a registered kind (.registry): moving_mnist, smmnist, video_folder, manifest, shards,
+    # ucf101, bair, kinetics600 (their own options in data.options)
     num_frames: int = 16
     image_size: int = 64
     channels: int = 1  # 1 or 3; video folders convert RGB to gray for 1, Moving MNIST repeats gray for 3

@@ -38,7 +38,7 @@ from .attention import SpatialAttention, TemporalAttention
 from .blocks import Downsample, ResBlock, Upsample, group_norm
 from .embeddings import LogSNREmbedding
 
-__all__ = ["UNetConfig", "UNet3D"]
+__all__ = ["UNetConfig", "UNet3D", "set_activation_checkpointing"]
 
 
 @dataclass
@@ -61,7 +61,9 @@ class UNetConfig:
     # True: the pixel coordinates enter the first feature map through a zero-initialised 1x1 convolution (CoordConv).
     # Not in the paper; see ``spatial_positions`` in the module docstring. False (default): the paper's network.
     spatial_positions: bool = False
-    gradient_checkpointing: bool = False  # recompute each block's activations in backward to save memory
+    # Deprecated spelling of train.activation_checkpointing (older configs load: ExperimentConfig moves it there). A
+    # UNet3D built from a config with it set still checkpoints its blocks (set_activation_checkpointing changes it).
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(self.channel_mults)
@@ -114,6 +116,9 @@ class UNet3D(nn.Module):
     def __init__(self, cfg: UNetConfig):
         super().__init__()
         self.cfg = cfg
+        # Activation checkpointing per block (each residual block with its attention, the down/up samplers aside):
+        # in training, a block keeps only its input and recomputes its activations in backward.
+        self.activation_checkpointing = cfg.gradient_checkpointing
         ch0 = cfg.base_channels
         emb_dim = 4 * ch0
         attn = set(cfg.attention_levels())
@@ -156,7 +161,7 @@ class UNet3D(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def _run(self, block: nn.Module, *args) -> Tensor:
-        if self.cfg.gradient_checkpointing and self.training and torch.is_grad_enabled():
+        if self.activation_checkpointing and self.training and torch.is_grad_enabled():
             return grad_checkpoint(block, *args, use_reentrant=False)
         return block(*args)
 
@@ -208,6 +213,15 @@ class UNet3D(nn.Module):
                 x = block(x)
         x = self.conv_out(F.silu(self.norm_out(x)))
         return x.reshape(b, f, -1, h, w).transpose(1, 2)  # (B, C_out, F, H, W)
+
+
+def set_activation_checkpointing(model: nn.Module, on: bool) -> int:
+    """Turn per-block activation checkpointing on or off in every :class:`UNet3D` inside ``model`` (the weights and
+    the function computed are unchanged); returns how many networks were set."""
+    nets = [m for m in model.modules() if isinstance(m, UNet3D)]
+    for m in nets:
+        m.activation_checkpointing = on
+    return len(nets)
 
 
 def pixel_coordinates(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:

@@ -1,8 +1,10 @@
 """Data-parallel training: the process group, the per-rank device, DDP, and the sharded global data stream.
 
 ``videodiff train`` started by ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``) joins a process
-group (NCCL when the rank runs on a GPU, gloo on the CPU) and wraps the network in DistributedDataParallel. Without
-those variables (or with ``WORLD_SIZE=1``) training runs in one process exactly as before.
+group (NCCL when the rank runs on a GPU, gloo on the CPU) and wraps the network in DistributedDataParallel, or with
+``train.parallel: fsdp`` shards it with FSDP2 (:func:`shard_fsdp`: ``fully_shard`` per U-Net block, then the whole
+network; each rank holds 1/W of the weights, gradients, AdamW moments and EMA). Without those variables (or with
+``WORLD_SIZE=1``) training runs in one process exactly as before.
 
 ``train.batch_size`` is the GLOBAL batch: every optimizer step consumes the next ``batch_size`` clips of one seeded
 index stream (a fresh permutation per epoch, :class:`GlobalIndexStream`); rank ``r`` of ``W`` takes the contiguous
@@ -27,8 +29,8 @@ from torch.utils.data import Sampler
 
 from ..models import pick_device
 
-__all__ = ["DistEnv", "init_distributed", "GlobalIndexStream", "RankSlice", "wrap_ddp", "no_sync",
-           "checksum_across_ranks"]
+__all__ = ["DistEnv", "init_distributed", "GlobalIndexStream", "RankSlice", "wrap_ddp", "shard_fsdp", "no_sync",
+           "checksum_across_ranks", "is_sharded", "full_value"]
 
 
 @dataclasses.dataclass
@@ -146,8 +148,43 @@ def wrap_ddp(model: nn.Module, env: DistEnv) -> nn.Module:
     return DistributedDataParallel(model, device_ids=ids, output_device=env.device if ids else None)
 
 
+def shard_fsdp(model: nn.Module, env: DistEnv) -> nn.Module:
+    """FSDP2 in place: ``fully_shard`` each U-Net block (a residual block with its attention), then ``model``, over a
+    1-D mesh of all ranks. Each block's weights are all-gathered for its forward and backward and freed after; its
+    gradients are reduce-scattered (averaged over ranks, as DDP). The parameters become DTensors: build the optimizer
+    after this. Returns ``model``."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from ..nn.unet3d import _Block
+
+    mesh = init_device_mesh(env.device.type, (env.world_size,))
+    for block in [m for m in model.modules() if isinstance(m, _Block)]:
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """Whether ``model``'s parameters are FSDP2 shards (DTensors)."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def full_value(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor's full value (a collective: every rank must call it), any other tensor as it is."""
+    from torch.distributed.tensor import DTensor
+
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
 def no_sync(net: nn.Module, sync: bool):
-    """Context for one micro-batch's backward: DDP skips the gradient all-reduce unless ``sync`` (the last one)."""
+    """Context for one micro-batch's backward: DDP skips the gradient all-reduce, FSDP2 the reduce-scatter, unless
+    ``sync`` (the last micro-batch)."""
+    if hasattr(net, "set_requires_gradient_sync"):  # FSDP2
+        net.set_requires_gradient_sync(sync)
+        return contextlib.nullcontext()
     if sync or not hasattr(net, "no_sync"):
         return contextlib.nullcontext()
     return net.no_sync()

@@ -40,19 +40,20 @@ from ..data import build_dataset, collate_clips
 from ..denoiser import Denoiser
 from ..io import save_video_grid
 from ..losses import diffusion_loss
-from ..nn import joint_frame_mask
-from ..models import build_model, load_weights
+from ..nn import joint_frame_mask, set_activation_checkpointing
+from ..models import build_model, load_state_checked, load_weights
 from ..pipeline import sample_from_prompts, sample_videos
 from ..precision import autocast, compile_network, precision_name, prepare_network, resolve_precision
-from ..checkpoint import latest_checkpoint, load_checkpoint, load_latest_checkpoint, save_checkpoint
-from .distributed import (DistEnv, GlobalIndexStream, RankSlice, checksum_across_ranks, init_distributed, no_sync,
-                          wrap_ddp)
+from ..checkpoint import latest_checkpoint, load_latest_checkpoint, save_checkpoint
+from .distributed import (DistEnv, GlobalIndexStream, RankSlice, checksum_across_ranks, full_value, init_distributed,
+                          is_sharded, no_sync, shard_fsdp, wrap_ddp)
 from .ema import EMA
 from .loggers import Loggers
 from .lr import lr_at
 from .randomness import draw_step_noise, seed_dropout
 from .report import MetricsLog, plot_loss
 from .runlock import RunLock, RunLockedError
+from .sharded import load_into_fsdp, save_sharded_checkpoint
 
 __all__ = ["train", "TrainResult", "lr_at", "TrainingDivergedError"]
 
@@ -69,8 +70,12 @@ def _diverged(step: int, what: str, run_dir: Path) -> TrainingDivergedError:
                                  f"train.on_nonfinite=skip to drop such steps)")
 
 
-def _weights_finite(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+def _weights_finite(model: torch.nn.Module, env: DistEnv | None = None) -> bool:
+    """Every weight finite (FSDP2: every rank checks its shards, and all agree)."""
+    local = all(bool(torch.isfinite(getattr(p, "_local_tensor", p)).all()) for p in model.parameters())
+    if env is None or not is_sharded(model):
+        return local
+    return env.all_sum(torch.tensor(float(not local), device=env.device)).item() == 0
 
 
 def _init_from(model: torch.nn.Module, state: dict, source) -> list[str]:
@@ -129,8 +134,9 @@ class TrainResult:
 RESUME_FREE = {"name", "train.steps", "train.max_seconds", "train.log_every", "train.sample_every",
                "train.ckpt_every", "train.keep_checkpoints", "train.num_workers", "train.device", "train.compile",
                "train.grad_accum", "train.loggers", "train.wandb_mode", "train.wandb_project", "train.init_from",
-               "train.allow_config_change", "text.cache_dir", "data.on_error"}
-RESUME_FIXED = ("data", "model", "diffusion", "text")
+               "train.allow_config_change", "train.activation_checkpointing", "train.parallel", "text.cache_dir",
+               "data.on_error"}
+RESUME_FIXED = ("data", "model", "diffusion", "text", "lora")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -210,7 +216,7 @@ def _preview_prompts(cfg: ExperimentConfig) -> list[str]:
 
 
 def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int, text_cache=None,
-                   loggers: Loggers | None = None) -> list[Path]:
+                   loggers: Loggers | None = None, write: bool = True) -> list[Path]:
     device = next(ema_net.parameters()).device
     den = Denoiser(ema_net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x,
                    autocast_dtype=resolve_precision(cfg.sample.precision, device))
@@ -220,8 +226,11 @@ def _write_samples(ema_net, cfg: ExperimentConfig, run_dir: Path, step: int, tex
         prompts = _preview_prompts(cfg)
         videos = sample_from_prompts(den, cfg, prompts, 1, guidance=cfg.sample.guidance, cache=text_cache,
                                      seed=cfg.sample.seed, progress=True)
-        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        (run_dir / "samples" / f"step_{step:06d}.txt").write_text("\n".join(prompts) + "\n")
+        if write:
+            (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            (run_dir / "samples" / f"step_{step:06d}.txt").write_text("\n".join(prompts) + "\n")
+    if not write:  # an FSDP rank > 0: it took part in the sampling, rank 0 writes the grid
+        return []
     paths = []
     for ext in ("gif", "mp4"):
         p = run_dir / "samples" / f"step_{step:06d}.{ext}"
@@ -322,34 +331,46 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
         torch.manual_seed(tc.seed)
         model = prepare_network(build_model(cfg).to(device), dtype)  # channels-last for bf16 on the CPU
         ema = EMA(model, tc.ema_decay)
-        # The fused AdamW kernel (CPU and CUDA): one pass over each tensor instead of a dozen (BENCHMARKS.md).
-        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay,
-                                fused=device.type in ("cpu", "cuda"))
         step, samples_seen, skipped = 0, 0, 0
+        if ckpt is None and tc.init_from:  # fine-tuning: a fresh run (optimizer, step 0) from another run's EMA weights
+            src = load_weights(tc.init_from)  # a run, a checkpoint, a saved folder or a shipped model's name
+            new = _init_from(model, src["ema"], tc.init_from)
+            ema.model.load_state_dict(model.state_dict())
+            if main:
+                adapters = [k for k in new if ".lora." in k]  # LoRA fine-tunes add one trio per adapted layer
+                named = [k for k in new if ".lora." not in k] + ([f"{len(adapters)} LoRA tensors"] if adapters else [])
+                extra = f"; new, zero-initialised: {', '.join(named)}" if new else ""
+                print(f"initialised from the EMA weights of {src['path']} (step {src['step']}){extra}")
+        fsdp = tc.parallel == "fsdp" and env.distributed
+        if fsdp:  # FSDP2: the network and its EMA sharded over the ranks, before the optimizer sees the parameters
+            shard_fsdp(model, env)
+            shard_fsdp(ema.model, env)
+        # The fused AdamW kernel (CPU and CUDA): one pass over each tensor instead of a dozen (BENCHMARKS.md).
+        # LoRA (cfg.lora.rank > 0): the base network is frozen, only the adapters are optimised.
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay,
+                                fused=device.type in ("cpu", "cuda"))
         if ckpt is not None:
-            load_weights(model, ckpt["model"], resume_from)  # one line if they are another network's
-            load_weights(ema.model, ckpt["ema"], resume_from)
-            opt.load_state_dict(ckpt["optimizer"])
-            _match_state_layout(opt)
+            if fsdp:  # full tensors (from a sharded or an unsharded checkpoint, any world size): each rank its slices
+                load_into_fsdp(model, ema.model, opt, ckpt)
+            else:
+                load_state_checked(model, ckpt["model"], resume_from)  # one line if they are another network's
+                load_state_checked(ema.model, ckpt["ema"], resume_from)
+                opt.load_state_dict(ckpt["optimizer"])
+                _match_state_layout(opt)
             step = ckpt["step"]
             samples_seen = ckpt.get("samples_seen", step * tc.batch_size)  # older checkpoints: the batch size
             skipped = ckpt.get("skipped_steps", 0)  # train.on_nonfinite=skip: steps without an update
             ema.updates = step - skipped
             if main:
                 print(f"resuming from {resume_from} (step {step}, {samples_seen} clips seen)")
-        elif tc.init_from:  # fine-tuning: a fresh run (optimizer, step 0) from another run's EMA weights
-            src = load_checkpoint(tc.init_from)
-            new = _init_from(model, src["ema"], tc.init_from)
-            ema.model.load_state_dict(model.state_dict())
-            if main:
-                extra = f"; new, zero-initialised: {', '.join(new)}" if new else ""
-                print(f"initialised from the EMA weights of {src['path']} (step {src['step']}){extra}")
+        set_activation_checkpointing(model, tc.activation_checkpointing)
         if tc.compile:
             compile_network(model)  # in place: the state dict keeps its keys
         if main:
             how = f"{tc.precision} -> {precision_name(dtype)}" if tc.precision == "auto" else tc.precision
             print(f"training in {how} on {device}" + (" (compiled: the first step compiles)" if tc.compile else ""))
-        net = wrap_ddp(model, env)  # forward/backward through DDP; EMA, optimizer and checkpoints use the module
+        # forward/backward through DDP (or the FSDP2-sharded module itself); EMA, optimizer, checkpoints use the module
+        net = model if fsdp else wrap_ddp(model, env)
         if dataset is None:
             dataset = build_dataset(cfg.data, "train")
         text_cache = None
@@ -395,7 +416,7 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                     (losses.sum() / (micro * tc.grad_accum)).backward()
                 step_loss += losses.detach().sum()
             clip = tc.grad_clip if tc.grad_clip > 0 else math.inf
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            grad_norm = full_value(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))  # FSDP: a DTensor
             # Divergence: a non-finite loss (on any rank) or gradient norm. One flag summed over ranks, so that every
             # rank takes the same decision (one host sync per step).
             bad = env.all_sum((~torch.isfinite(step_loss + grad_norm)).float()).item() > 0
@@ -434,11 +455,20 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                 bar.set_postfix(loss=f"{last_loss:.4f}", vid_s=f"{vps:.2f}")
                 loss_sum, loss_n, steps_n, t_last = torch.zeros((), device=device), 0, 0, now
             if step % tc.ckpt_every == 0 or last:
-                if not _weights_finite(model):  # never let a non-finite checkpoint rotate the good ones out
+                if not _weights_finite(model, env):  # never let a non-finite checkpoint rotate the good ones out
                     bar.close()
                     raise _diverged(step, "non-finite weights", run_dir)
-                checksum_across_ranks(ema.model, env, "EMA weights")
-                if main:
+                if fsdp:  # every rank writes its shards (torch.distributed.checkpoint); rank 0 the metadata
+                    save_sharded_checkpoint(run_dir, step, model, ema.model, opt, config_to_dict(cfg),
+                                            {"samples_seen": samples_seen, "world_size": env.world_size,
+                                             "grad_accum": tc.grad_accum, "skipped_steps": skipped}, env,
+                                            keep=tc.keep_checkpoints)
+                else:
+                    checksum_across_ranks(ema.model, env, "EMA weights")
+                if main and fsdp:
+                    plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
+                    loggers.flush()
+                elif main:
                     save_checkpoint(run_dir, step, model, ema.model, opt, {}, config_to_dict(cfg),
                                     extra={"samples_seen": samples_seen, "world_size": env.world_size,
                                            "grad_accum": tc.grad_accum, "skipped_steps": skipped},
@@ -447,9 +477,10 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                     loggers.flush()  # the logged steps up to the checkpoint are on disk
                 env.barrier()  # the checkpoint is complete before any rank goes on (or returns)
             if (tc.sample_every and step % tc.sample_every == 0) or last:
-                if main:
+                if main or fsdp:  # FSDP: every rank runs the sharded EMA network's forward passes; rank 0 writes
                     with torch.random.fork_rng(devices=rng_devices):
-                        samples = _write_samples(ema.model, cfg, run_dir, step, text_cache, loggers)
+                        samples = _write_samples(ema.model, cfg, run_dir, step, text_cache,
+                                                 loggers if main else None, write=main)
                 env.barrier()
                 t_last = time.perf_counter()  # sampling time is not training throughput
             if last and step < tc.steps:
