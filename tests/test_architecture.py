@@ -18,11 +18,11 @@ LAYERS = {
     "": CORE,  # videodiff/__init__.py: the version string only
     # core: tensors in, tensors out; no files, no configs
     "schedule": CORE, "diffusion": CORE, "parameterization": CORE, "losses": CORE, "denoiser": CORE,
-    "gaussian": CORE, "precision": CORE, "frames": CORE, "nn": CORE, "sampling": CORE, "conditional": CORE,
+    "gaussian": CORE, "distillation": CORE, "precision": CORE, "frames": CORE, "nn": CORE, "sampling": CORE, "conditional": CORE,
     # components: files, configs, data, text encoders, models, training, metrics
     "io": COMPONENTS, "checkpoint": COMPONENTS, "config": COMPONENTS, "runtime": COMPONENTS,
     "pretrained": COMPONENTS, "models": COMPONENTS, "pipeline": COMPONENTS, "data": COMPONENTS,
-    "text": COMPONENTS, "train": COMPONENTS, "metrics": COMPONENTS,
+    "text": COMPONENTS, "train": COMPONENTS, "metrics": COMPONENTS, "distill": COMPONENTS,
     # app: what a user runs
     "cli": APP, "evaluation": APP, "demo": APP, "demo_tasks": APP, "app": APP, "bench": APP, "__main__": APP,
 }

