@@ -144,3 +144,112 @@ def test_one_round_of_distillation_on_gaussian_data_reaches_the_closed_form():
             torch.testing.assert_close(x_hat, want, rtol=0, atol=2e-3)
         stud = sample_ddim(lambda zz, ll: x_from_v(zz, student(zz, ll), ll), z, grid2)
         torch.testing.assert_close(stud, sample_ddim(data.denoise, z, grid4), rtol=0, atol=2e-3)
+
+
+# ------------------------------------------------------------------------------------ distillation runs (tiny U-Net)
+
+TINY = [
+    "data.image_size=8", "data.num_frames=2", "data.num_digits=1", "data.train_clips=4",
+    "model.base_channels=8", "model.channel_mults=[1]", "model.num_res_blocks=1", "model.attn_resolutions=[]",
+    "model.head_dim=8", "model.dropout=0.1", "diffusion.parameterization=v",
+    "train.batch_size=2", "train.warmup_steps=1", "train.steps=1", "train.loggers=[]", "sample.steps=2", "sample.num=1",
+]
+DISTILL = ["distill.steps_per_round=3", "distill.ckpt_every=2", "distill.keep_checkpoints=10", "distill.batch_size=2",
+           "distill.log_every=1", "distill.lr=1e-3", "distill.warmup_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    from videodiff.config import load_config
+    from videodiff.train import train
+
+    run = tmp_path_factory.mktemp("teacher") / "run"
+    train(load_config(None, TINY), run, progress=False)
+    return run
+
+
+def _distil(teacher, out, extra=()):
+    from videodiff.distill import distill, distill_config
+
+    cfg = distill_config(teacher, target_steps=1, start_steps=4, overrides=DISTILL + list(extra))
+    return distill(cfg, out, progress=False, log=lambda line: None)
+
+
+def _losses(run):
+    return [(r["step"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+
+
+def _truncate(run, step: int):
+    """What a crash after the checkpoint of ``step`` leaves: later checkpoints and round exports gone."""
+    import shutil
+
+    root = run / "checkpoints"
+    for p in root.glob("step_*"):
+        if int(p.name[5:]) > step:
+            shutil.rmtree(p)
+    (root / "latest").write_text(f"step_{step:06d}")
+    for p in (run / "rounds").glob("steps_*"):
+        if json.loads(next(p.glob("checkpoints/step_*/state.json")).read_text())["step"] > step:
+            shutil.rmtree(p)
+
+
+@pytest.mark.parametrize("crash_at", [3, 4])  # a round boundary (round 2 starts from round 1's export), mid-round
+def test_distillation_resume_is_bit_exact(teacher, tmp_path, crash_at):
+    from videodiff.checkpoint import load_checkpoint
+
+    full = _distil(teacher, tmp_path / "full")
+    assert full.step == 6 and [r["student_steps"] for r in full.rounds] == [2, 1]
+    import shutil
+
+    shutil.copytree(tmp_path / "full", tmp_path / "part")
+    _truncate(tmp_path / "part", crash_at)
+    part = _distil(teacher, tmp_path / "part")
+    assert part.step == 6
+    assert _losses(tmp_path / "part") == _losses(tmp_path / "full")  # loss by loss, the same run
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
+    for key in ("model", "ema"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+    assert any(not torch.equal(a["ema"][n], load_checkpoint(teacher)["ema"][n]) for n in a["ema"])  # it trained
+
+
+def test_distillation_refuses_to_resume_with_other_settings(teacher, tmp_path):
+    _distil(teacher, tmp_path / "r")
+    with pytest.raises(ValueError, match="'distill' config differs"):
+        _distil(teacher, tmp_path / "r", ["distill.weighting=snr_plus_one"])
+
+
+def test_a_distilled_run_loads_and_samples_like_any_model(teacher, tmp_path, monkeypatch):
+    """By path (the run, and each round's student) and, exported, by name: DDIM at the student's steps."""
+    from videodiff import pretrained
+    from videodiff.models import load_model
+    from videodiff.pipeline import sample_videos
+
+    _distil(teacher, tmp_path / "d")
+    m = load_model(tmp_path / "d", device="cpu")
+    assert (m.config.sample.sampler, m.config.sample.steps, m.config.distill.target_steps) == ("ddim", 1, 1)
+    assert load_model(tmp_path / "d" / "rounds" / "steps_0002", device="cpu").config.sample.steps == 2
+    calls = []
+    m.denoiser.net.register_forward_hook(lambda *a: calls.append(1))
+    v = sample_videos(m.denoiser, m.config, 2, seed=3)
+    assert v.shape == (2, 1, 2, 8, 8) and torch.isfinite(v).all() and len(calls) == 1  # one network call
+    monkeypatch.setattr(pretrained, "MODELS_DIR", tmp_path / "models")
+    pretrained.export_model(tmp_path / "d", "tiny-fast")
+    byname = load_model("tiny-fast", device="cpu")
+    assert byname.config.sample.steps == 1
+    torch.testing.assert_close(sample_videos(byname.denoiser, byname.config, 2, seed=3), v, rtol=0, atol=0)
+
+
+def test_cli_distill_reports_rounds(teacher, tmp_path, capsys):
+    from videodiff.cli import main
+
+    args = ["distill", "--model", str(teacher), "--out", str(tmp_path / "c"), "--target-steps", "1", "--start-steps",
+            "2", "--no-progress"]
+    for o in DISTILL:
+        args += ["--set", o]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "round 1: 2 -> 1 steps, loss" in out and "DDIM, 1 steps" in out
+    assert main(["distill", "--model", str(teacher), "--out", str(tmp_path / "e"), "--target-steps", "3",
+                 "--start-steps", "8"]) == 2
+    assert "power of 2" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .data.config import DataConfig
+from .distill.config import DistillConfig
 from .parameterization import check_parameterization
 from .nn.unet3d import UNetConfig
 from .precision import PRECISIONS
@@ -196,6 +197,7 @@ class ExperimentConfig:
     text: TextConfig = field(default_factory=TextConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)  # videodiff distill (progressive distillation)
 
     def __post_init__(self) -> None:
         # The model's channels and size, and the schedule's resolution, are derived from the data.
