@@ -253,3 +253,31 @@ def test_cli_distill_reports_rounds(teacher, tmp_path, capsys):
     assert main(["distill", "--model", str(teacher), "--out", str(tmp_path / "e"), "--target-steps", "3",
                  "--start-steps", "8"]) == 2
     assert "power of 2" in capsys.readouterr().err
+
+
+def test_a_guided_text_teacher_distils_into_a_one_call_student(tmp_path):
+    """Text models: the teacher is guided (eq. 5 at distill.guidance), the student samples a prompt with one network
+    call per step and no guidance of its own."""
+    pytest.importorskip("transformers")
+    from test_text import make_tiny_bert
+
+    from videodiff.config import load_config
+    from videodiff.models import load_model
+    from videodiff.pipeline import sample_from_prompts
+    from videodiff.train import train
+
+    make_tiny_bert(tmp_path / "bert")
+    text = [f"text.encoder={tmp_path / 'bert'}", f"text.cache_dir={tmp_path / 'cache'}", "text.cond_dim=8",
+            "sample.guidance=1.5"]
+    train(load_config(None, TINY + text), tmp_path / "t", progress=False)
+    losses = {}
+    for w in (0.0, 3.0):
+        _distil(tmp_path / "t", tmp_path / f"s{w}", [f"distill.guidance={w}", "distill.start_steps=2"])
+        losses[w] = _losses(tmp_path / f"s{w}")[0][1]
+    assert losses[0.0] != losses[3.0]  # the same batch and noise: the guided teacher gives another target
+    m = load_model(tmp_path / "s3.0", device="cpu")
+    assert m.config.sample.guidance == 0.0 and m.config.distill.guidance == 3.0 and m.config.sample.steps == 1
+    calls = []
+    m.denoiser.net.register_forward_hook(lambda mod, args, out: calls.append(out.shape[0]))
+    v = sample_from_prompts(m.denoiser, m.config, ["the digit one moving up"], 2, guidance=m.config.sample.guidance)
+    assert v.shape == (2, 1, 2, 8, 8) and calls == [2]  # one call of the batch of 2, not a doubled batch

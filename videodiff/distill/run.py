@@ -77,9 +77,12 @@ def distill_config(source: str | Path, *, target_steps: int | None = None, start
 
 
 def student_config(cfg: ExperimentConfig, steps: int) -> dict:
-    """The config a student of ``steps`` DDIM steps is saved with: it samples deterministically at its steps."""
+    """The config a student of ``steps`` DDIM steps is saved with: it samples deterministically at its steps, and
+    a student of a guided teacher without guidance of its own (``sample.guidance = 0``: one network call per step)."""
     out = config_to_dict(cfg)
     out["sample"].update(sampler="ddim", steps=steps, eta=0.0)
+    if cfg.text.enabled and cfg.distill.guidance > 0:  # guidance is in the weights: none on top of it by default
+        out["sample"]["guidance"] = 0.0
     out["sample"]["options"] = {k: v for k, v in out["sample"]["options"].items() if k != "eta"}
     return out
 
