@@ -21,7 +21,7 @@ LAYERS = {
     "gaussian": CORE, "distillation": CORE, "precision": CORE, "frames": CORE, "nn": CORE, "sampling": CORE, "conditional": CORE,
     # components: files, configs, data, text encoders, models, training, metrics
     "io": COMPONENTS, "checkpoint": COMPONENTS, "config": COMPONENTS, "runtime": COMPONENTS,
-    "pretrained": COMPONENTS, "models": COMPONENTS, "pipeline": COMPONENTS, "data": COMPONENTS,
+    "pretrained": COMPONENTS, "models": COMPONENTS, "precision_probe": COMPONENTS, "pipeline": COMPONENTS, "data": COMPONENTS,
     "text": COMPONENTS, "train": COMPONENTS, "metrics": COMPONENTS, "distill": COMPONENTS,
     # app: what a user runs
     "cli": APP, "evaluation": APP, "demo": APP, "demo_tasks": APP, "app": APP, "bench": APP, "__main__": APP,

@@ -14,6 +14,7 @@ from .config import ExperimentConfig, config_from_dict
 from .denoiser import Denoiser
 from .nn import UNet3D
 from .precision import compile_network, precision_name, prepare_network, resolve_precision
+from .precision_probe import resolve_for_network
 
 __all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "denoiser_device"]
 
@@ -82,7 +83,9 @@ def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto"
     net = build_model(cfg).to(dev)
     net.load_state_dict(ckpt["ema" if ema else "model"])
     net.eval().requires_grad_(False)
-    dtype = resolve_precision(precision or cfg.sample.precision, dev)
+    # auto: measured for this network and a batch of 2 clips (a guided prompt) on CPUs with native bf16
+    shape = (2, cfg.data.channels, cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size)
+    dtype = resolve_for_network(precision or cfg.sample.precision, net, shape, dev)
     prepare_network(net, dtype)
     if cfg.sample.compile if compile is None else compile:
         compile_network(net)
