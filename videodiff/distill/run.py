@@ -57,7 +57,7 @@ def distill_config(source: str | Path, *, target_steps: int | None = None, start
     """The experiment config of a distillation of ``source``: the teacher's own config, then the mapping in the YAML
     file ``config`` (e.g. a ``distill:`` group), then ``overrides`` (``distill.lr=3e-5``), with ``distill.source``
     set and ``distill.target_steps`` / ``distill.start_steps`` where given."""
-    teacher = load_model(source, device="cpu", compile=False)  # resolves a shipped name or a path, as sampling does
+    teacher = load_model(source, device="cpu", precision="fp32", compile=False)  # a shipped name or a path
     data = config_to_dict(teacher.config)
     if config is not None:
         extra = yaml.safe_load(Path(config).read_text()) or {}
