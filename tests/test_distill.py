@@ -126,7 +126,7 @@ def test_one_round_of_distillation_on_gaussian_data_reaches_the_closed_form():
     student = _AffineV(grid2, data.dim)
     opt = torch.optim.Adam(student.parameters(), lr=0.05)
     g = torch.Generator().manual_seed(3)
-    for _ in range(400):
+    for _ in range(250):
         x = data.sample(64, generator=g)
         eps = torch.randn(x.shape, generator=g, dtype=torch.float64)
         k = torch.randint(0, 2, (64,), generator=g)
@@ -272,7 +272,8 @@ def test_a_guided_text_teacher_distils_into_a_one_call_student(tmp_path):
     train(load_config(None, TINY + text), tmp_path / "t", progress=False)
     losses = {}
     for w in (0.0, 3.0):
-        _distil(tmp_path / "t", tmp_path / f"s{w}", [f"distill.guidance={w}", "distill.start_steps=2"])
+        _distil(tmp_path / "t", tmp_path / f"s{w}", [f"distill.guidance={w}", "distill.start_steps=2",
+                                                      "distill.steps_per_round=1"])
         losses[w] = _losses(tmp_path / f"s{w}")[0][1]
     assert losses[0.0] != losses[3.0]  # the same batch and noise: the guided teacher gives another target
     m = load_model(tmp_path / "s3.0", device="cpu")
@@ -281,3 +282,15 @@ def test_a_guided_text_teacher_distils_into_a_one_call_student(tmp_path):
     m.denoiser.net.register_forward_hook(lambda mod, args, out: calls.append(out.shape[0]))
     v = sample_from_prompts(m.denoiser, m.config, ["the digit one moving up"], 2, guidance=m.config.sample.guidance)
     assert v.shape == (2, 1, 2, 8, 8) and calls == [2]  # one call of the batch of 2, not a doubled batch
+
+
+def test_the_distill_recipe_merges_over_the_teachers_config(teacher):
+    from pathlib import Path
+
+    from videodiff.distill import distill_config
+
+    recipe = Path(__file__).parent.parent / "configs" / "distill" / "moving_mnist_fast.yaml"
+    cfg = distill_config(teacher, config=recipe, overrides=["distill.lr=3e-5"])
+    d = cfg.distill
+    assert (d.start_steps, d.target_steps, d.guidance, d.lr, d.source) == (32, 4, 2.0, 3e-5, str(teacher))
+    assert cfg.model.base_channels == 8  # the rest is the teacher's
