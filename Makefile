@@ -20,8 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	# optional extra `pip install wandb`, not installed here.
 	$(PIP) install tensorboard==2.21.0 tensorboard-data-server==0.7.2 absl-py==2.5.1 grpcio==1.85.3 \
 		Markdown==3.11.3 protobuf==7.36.2 Werkzeug==3.1.9
-	# torchmetrics (SSIM of `eval --metrics ssim`, metrics.paired) and its one new dependency, at the tested versions.
-	$(PIP) install torchmetrics==1.9.0 lightning-utilities==0.15.3
+	# scikit-image: the independent SSIM/PSNR the tests check metrics.paired and metrics.prediction against (the
+	# function MCVD's SMMNIST protocol calls); not imported by the library.
+	$(PIP) install scikit-image==0.26.0
 	# crc32c: the CRC-32C of TFRecord files (BAIR, videodiff/data/tfrecord.py) in hardware; no dependencies.
 	$(PIP) install crc32c==2.9.post0
 	$(PIP) install -e '.[test]'

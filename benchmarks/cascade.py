@@ -33,11 +33,10 @@ import torch
 
 from extension import boundary_ratio
 from superres_interp import _cfvd_ci, _options, _wilson
-from videodiff.conditional import Downsample, cascade, cascade_plan, extend, extension_plan, frame_strip
+from videodiff import VideoPipeline
+from videodiff.conditional import Downsample, cascade_plan, extension_plan, frame_strip
 from videodiff.data import build_dataset
 from videodiff.metrics.classifier import classifier_outputs, digit_sets, load_classifier
-from videodiff.pipeline import load_model, sample_from_prompts, text_condition
-from videodiff.sampling.guidance import ClassifierFreeGuidance
 
 WINDOWS = (0, 15, 30, 45)
 COMPASS = ("right", "up", "left", "down")
@@ -67,43 +66,33 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    low = load_model(a.low, device="cpu", precision=a.precision)
-    high = load_model(a.high, device="cpu", precision=a.precision)
+    low = VideoPipeline.from_pretrained(a.low, device="cpu", precision=a.precision)
+    high = VideoPipeline.from_pretrained(a.high, device="cpu", precision=a.precision)
     lcfg, hcfg = low.config, high.config
     factor = lcfg.data.frameskip // hcfg.data.frameskip
     total = (lcfg.data.num_frames - 1) * factor + 1
     f_model, size = hcfg.data.num_frames, hcfg.data.image_size
     prompts = [f"digit {i % 10} moving {COMPASS[i % 4]}" for i in range(a.num)]
     digits = [i % 10 for i in range(a.num)]
-    text = text_condition(hcfg, prompts)
     results = {"config": {**vars(a), "out_dir": str(a.out_dir), "frames": total, "factor": factor,
-                          "low_step": low.step, "high_step": high.step}, "methods": {}}
+                          "low_step": low.model.step, "high_step": high.model.step}, "methods": {}}
     videos, timing, extra = {}, {}, {}
 
     # cascade: base samples, then x4 interpolation + super-resolution with the high model (its own prompt, w = 0)
     t0 = time.perf_counter()
-    base = sample_from_prompts(low.denoiser, lcfg, prompts, 1, guidance=lcfg.sample.guidance, seed=a.seed,
-                               steps=a.steps, progress=True).float()
-    opts = _options("cascade", hcfg, steps=a.steps)
-    opts.pop("method")
-    videos["cascade"] = cascade(high.denoiser, hcfg.diffusion.schedule, base, size=size, factor=factor,
-                                block_frames=f_model, generator=torch.Generator().manual_seed(a.seed + 1), **text,
-                                **opts).float()
+    videos["cascade"], base = low.cascade(prompts, high=high, num=1, low_steps=a.steps, steps=a.steps, seed=a.seed,
+                                          progress=True)
     timing["cascade"] = time.perf_counter() - t0
-    extra["cascade"] = {"options": {k: v for k, v in opts.items()}, "consistency_rmse": list(_rmse_ci(
+    extra["cascade"] = {"options": _options("cascade", high, steps=a.steps), "consistency_rmse": list(_rmse_ci(
         Downsample(base.shape[-2:], "area")(videos["cascade"][:, :, ::factor]), base))}
 
     # direct: the high model's own text-to-video sample (its sample defaults), extended to `total` frames
     t0 = time.perf_counter()
-    first = sample_from_prompts(high.denoiser, hcfg, prompts, 1, guidance=hcfg.sample.guidance, seed=a.seed,
-                                steps=a.steps, progress=True).float()
-    eopts = _options("extend", hcfg, steps=a.steps)
-    den = ClassifierFreeGuidance(high.denoiser, hcfg.sample.guidance)
-    videos["direct"] = extend(den, hcfg.diffusion.schedule, total_frames=total, block_frames=f_model,
-                              context=f_model // 2, video=first, generator=torch.Generator().manual_seed(a.seed + 1),
-                              **text, **eopts).float()
+    first = high.generate(prompts, seed=a.seed, steps=a.steps, progress=True)
+    videos["direct"] = high.extend(first, frames=total, prompt=prompts, context=f_model // 2, seed=a.seed + 1,
+                                   steps=a.steps)
     timing["direct"] = time.perf_counter() - t0
-    extra["direct"] = {"options": {k: v for k, v in eopts.items()}}
+    extra["direct"] = {"options": _options("extend", high, steps=a.steps)}
 
     classifier = load_classifier("moving-mnist-32")
     ds = build_dataset(dataclasses.replace(hcfg.data, num_frames=total), "test")

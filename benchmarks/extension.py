@@ -125,7 +125,8 @@ def gaussian_tables(n: int = 4000, steps: int = 128) -> None:
             rows += [(f"gradient, w_r={w:g}", data.denoise, {"method": "gradient", "w_r": w}) for w in (0.5, 1, 2)]
             for name, den, kw in rows:
                 x = sample_conditional(den, (n, *shape), sched, x_a=x_a, mask=mask, steps=steps, generator=gen(),
-                                       dtype=torch.float64, **kw, **extra)
+                                       dtype=torch.float64, sampler=extra["sampler"],
+                                       options={k: v for k, v in extra.items() if k != "sampler"}, **kw)
                 dm, dc, kl = dist(x, idx, m, c)
                 print(f"| {sampler} | {name} | {dm:.3f} | {dc:.3f} | {kl:.3f} |")
 
@@ -210,8 +211,8 @@ def main() -> None:
     truth = torch.stack([ds[i]["video"] for i in range(a.num)])  # (B, C, frames, H, W)
     given = truth[:, :, : a.given]
     plan = extension_plan(a.frames, f_model, a.context, a.given)
-    sk = {"steps": a.steps, "sampler": cfg.sample.sampler}
-    sk.update(sampler_options(cfg.sample.sampler, gamma=cfg.sample.gamma, eta=cfg.sample.eta))
+    sk = {"steps": a.steps, "sampler": cfg.sample.sampler,
+          "options": sampler_options(cfg.sample.sampler, gamma=cfg.sample.gamma, eta=cfg.sample.eta)}
     print(f"model {loaded.path} (step {loaded.step}), {f_model} frames {cfg.data.image_size}px; {a.num} test clips, "
           f"{a.given} given -> {a.frames} frames, context {a.context}, {len(plan)} blocks, {sk}")
 

@@ -32,16 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videodiff.conditional import extend, frame_strip
+from videodiff import VideoPipeline
+from videodiff.conditional import frame_strip
 from videodiff.conditional.blocks import extension_plan
 from videodiff.data import build_dataset
 from videodiff.data.moving_mnist import DIRECTIONS
 from videodiff.metrics.classifier import (classifier_fvd, classifier_inception_score, classifier_outputs,
                                           direction_accuracy, digit_sets, load_classifier)
-from videodiff.pipeline import load_model, sample_from_prompts, text_condition
-from videodiff.sampling.guidance import ClassifierFreeGuidance
 from videodiff.runtime import tune_malloc
-from videodiff.text import build_text_cache
 
 
 def _boundary_ratio():
@@ -84,17 +82,16 @@ def prompt_set(directions, per_prompt: int = 1) -> tuple[list[str], list[list[in
     return prompts, labels, dirs
 
 
-def table3(loaded, cache, clf, real, a) -> dict:
-    cfg = loaded.config
+def table3(pipe, clf, real, a) -> dict:
+    cfg = pipe.config
     prompts, labels, dirs = prompt_set(a.directions, a.per_prompt)
     rows = {"real test clips": score(real["video"][:, :, :cfg.data.num_frames], real["labels"],
                                      real["directions"], clf)}
     samples = {}
     for w in a.weights:
         t0 = time.perf_counter()
-        videos = sample_from_prompts(loaded.denoiser, cfg, prompts, a.per_prompt, guidance=w, cache=cache,
-                                     steps=a.steps, sampler=a.sampler, seed=a.seed, batch_size=a.batch_size,
-                                     progress=True)
+        videos = pipe.generate(prompts, num=a.per_prompt, guidance=w, steps=a.steps, sampler=a.sampler, seed=a.seed,
+                               batch_size=a.batch_size, progress=True)
         rows[f"w = {w:g}"] = {**score(videos, labels, dirs, clf, real["video"][:, :, :cfg.data.num_frames]),
                               "seconds": time.perf_counter() - t0}
         samples[w] = videos
@@ -102,14 +99,12 @@ def table3(loaded, cache, clf, real, a) -> dict:
     return {"rows": rows, "num_videos": len(prompts) * a.per_prompt, "samples": samples, "prompts": prompts}
 
 
-def table4(loaded, cache, clf, real64, a) -> dict:
-    cfg = loaded.config
+def table4(pipe, clf, real64, a) -> dict:
+    cfg = pipe.config
     block, given = cfg.data.num_frames, a.given
     context = a.context or block // 2
     truth = real64["video"][: a.num_extend]
     labels, captions = real64["labels"][: a.num_extend], real64["captions"][: a.num_extend]
-    cond = text_condition(cfg, captions, cache=cache)
-    den = ClassifierFreeGuidance(loaded.denoiser, a.extend_guidance) if a.extend_guidance else loaded.denoiser
     plan = extension_plan(a.frames, block, context, given)
     n_new = a.frames - given
     windows = {"start": given, "middle": given + (n_new - 8) // 2, "end": a.frames - 8}
@@ -120,12 +115,9 @@ def table4(loaded, cache, clf, real64, a) -> dict:
         outs = []
         for s in range(0, len(truth), a.batch_size):
             sl = slice(s, s + a.batch_size)
-            kw = {"guidance_clip": (-1.0, 1.0)} if method == "gradient" else {}
-            outs.append(extend(den, cfg.diffusion.schedule, total_frames=a.frames, block_frames=block,
-                               context=context, video=truth[sl, :, :given], method=method,
-                               generator=torch.Generator().manual_seed(a.seed + s), steps=a.steps,
-                               sampler=a.sampler, text_emb=cond["text_emb"][sl], text_mask=cond["text_mask"][sl],
-                               progress=True, **kw).float())
+            outs.append(pipe.extend(truth[sl, :, :given], frames=a.frames, prompt=list(captions[sl]),
+                                    guidance=a.extend_guidance, method=method, context=context, steps=a.steps,
+                                    sampler=a.sampler, seed=a.seed + s, progress=True))
         out = torch.cat(outs)
         videos[method] = out
         row = {f"cfvd_{k}": classifier_fvd(truth[:, :, i:i + 8], out[:, :, i:i + 8], clf).value
@@ -175,13 +167,13 @@ def main() -> None:
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(a.seed)
-    loaded = load_model(a.model, device="cpu", precision=a.precision)
-    cache, clf = build_text_cache(loaded.config.text), load_classifier("moving-mnist-32")
-    res = {"model": a.model, "step": loaded.step, "args": {k: str(v) for k, v in vars(a).items()}}
+    pipe = VideoPipeline.from_pretrained(a.model, device="cpu", precision=a.precision)
+    clf = load_classifier("moving-mnist-32")
+    res = {"model": a.model, "step": pipe.model.step, "args": {k: str(v) for k, v in vars(a).items()}}
     md = []
     if "3" in a.tables:
-        real = real_clips(loaded.config.data, a.num_real, loaded.config.data.num_frames)
-        t3 = table3(loaded, cache, clf, real, a)
+        real = real_clips(pipe.config.data, a.num_real, pipe.config.data.num_frames)
+        t3 = table3(pipe, clf, real, a)
         res["table3"] = {k: v for k, v in t3.items() if k not in ("samples", "prompts")}
         md.append(_md(t3["rows"], [("digit_accuracy", "digit acc.", ".3f"), ("direction_accuracy", "direction acc.",
                                    ".3f"), ("classifier_is", "classifier IS", ".2f"), ("cfvd", "cFVD", ".1f")]))
@@ -191,8 +183,8 @@ def main() -> None:
         strips = [frame_strip(t3["samples"][w][show][:, :, ::2]) for w in a.weights]
         Image.fromarray(np.concatenate(strips, 1)).save(a.out / "table3_samples.png")
     if "4" in a.tables:
-        real64 = real_clips(loaded.config.data, a.num_extend, a.frames)
-        t4 = table4(loaded, cache, clf, real64, a)
+        real64 = real_clips(pipe.config.data, a.num_extend, a.frames)
+        t4 = table4(pipe, clf, real64, a)
         res["table4"] = {k: v for k, v in t4.items() if k not in ("videos", "truth")}
         md.append(_md(t4["rows"], [("cfvd_start", "cFVD start", ".1f"), ("cfvd_middle", "cFVD middle", ".1f"),
                                    ("cfvd_end", "cFVD end", ".1f"), ("digit_kept", "digit kept", ".3f"),

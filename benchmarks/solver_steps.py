@@ -74,7 +74,7 @@ def quality_vs_steps(denoise, shape, schedule, metric, *, plan=None, n: int = 25
                 g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
                 parts.append(sample(denoise, (min(batch_size, n - start), *shape), schedule, steps=steps, sampler=name,
                                     generator=g, device=device, dtype=dtype, progress=progress,
-                                    **sampler_options(name, **options), **denoise_kwargs).cpu())
+                                    options=sampler_options(name, **options), extra_args=denoise_kwargs).cpu())
             rec = {"sampler": name, "steps": steps, "seconds": round(time.perf_counter() - t0, 2)}
             records.append({**rec, **metric(torch.cat(parts))})
             if progress:

@@ -38,25 +38,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videodiff.conditional import (Downsample, frame_strip, interpolate, linear_blend, task_options, upsample,
-                                   upsample_nearest)
+from videodiff import VideoPipeline
+from videodiff.conditional import Downsample, frame_strip, linear_blend, upsample_nearest
 from videodiff.data import build_dataset
 from videodiff.metrics.classifier import classifier_outputs, digit_sets, load_classifier
 from videodiff.metrics.frechet import frechet_distance_from_features
 from videodiff.metrics.paired import frame_pair_metrics, mean_ci
-from videodiff.pipeline import load_model
 
 LOW = 16  # super-resolution input size
 FACTOR = 4  # interpolation factor: key frames 0, 4, 8, 12
 
 
-def _options(task: str, cfg, **over) -> dict:
-    """The command's defaults for ``task`` (as ``videodiff upsample`` / ``interpolate`` use them), overridden; a
-    ``method`` override is passed through."""
-    method = over.pop("method", "gradient")
-    if "down_mode" in over:
-        over["down"] = over.pop("down_mode")
-    return {**task_options(task, cfg.sample, **over), "method": method}
+def _kwargs(over: dict) -> dict:
+    """A ``--try`` spec's settings as pipeline keywords: the sampler's own options (gamma) go in ``options``."""
+    over = dict(over)
+    options = {k: over.pop(k) for k in ("gamma", "eta") if k in over}
+    return {**over, "options": options or None}
+
+
+def _options(task: str, pipe, **over) -> dict:
+    """What the pipeline runs ``task`` with (its defaults, overridden), for the record."""
+    kw = _kwargs(over)
+    method = kw.pop("method", "gradient")
+    return {**pipe.settings(task, **kw), "method": method}
 
 
 def _parse_try(spec: str) -> tuple[str, dict]:
@@ -128,8 +132,8 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     out_dir = a.out_dir or Path(f"benchmarks/results/{a.task}")
-    loaded = load_model(a.model, device="cpu", precision=a.precision)
-    cfg, den = loaded.config, loaded.denoiser
+    pipe = VideoPipeline.from_pretrained(a.model, device="cpu", precision=a.precision)
+    cfg = pipe.config
     size, f_model = cfg.data.image_size, cfg.data.num_frames
     ds = build_dataset(cfg.data, "test")
     truth = torch.stack([ds[i]["video"] for i in range(a.num)]).float()  # (B, C, F, H, W)
@@ -144,9 +148,8 @@ def main() -> None:
         eval_frames = list(range(f_model))
         inputs = low
 
-        def run(opts, chunk_in):
-            return upsample(den, cfg.diffusion.schedule, chunk_in, size=size, block_frames=f_model,
-                            generator=torch.Generator().manual_seed(a.seed), progress=False, **opts)
+        def run(over, chunk_in):
+            return pipe.upsample(chunk_in, seed=a.seed, **_kwargs(over))
 
         sampled = {"eq. 7 (defaults)": {}, "eq. 7, w_r = 1 (paper literal)": {"w_r_low": 1.0},
                    "low-frequency replacement": {"method": "replacement", "down": "area"}}
@@ -161,9 +164,8 @@ def main() -> None:
         eval_frames = [i for i in range(total) if i % FACTOR]
         inputs, low = keys, None
 
-        def run(opts, chunk_in):
-            return interpolate(den, cfg.diffusion.schedule, chunk_in, FACTOR, block_frames=f_model,
-                               generator=torch.Generator().manual_seed(a.seed), progress=False, **opts)
+        def run(over, chunk_in):
+            return pipe.interpolate(chunk_in, FACTOR, seed=a.seed, **_kwargs(over))
 
         sampled = {"gradient (defaults)": {}, "replacement": {"method": "replacement"}}
         fixed = {"linear blending of key frames": linear_blend(keys, FACTOR)}
@@ -171,26 +173,25 @@ def main() -> None:
         sampled = {}
     sampled.update(dict(_parse_try(s) for s in a.tries))
 
-    results = {"config": {**vars(a), "out_dir": str(out_dir), "model_step": loaded.step, "model": str(loaded.path),
-                          "defaults": _options(task, cfg)}, "methods": {}}
+    results = {"config": {**vars(a), "out_dir": str(out_dir), "model_step": pipe.model.step,
+                          "model": str(pipe.model.path), "defaults": _options(task, pipe)}, "methods": {}}
     videos = dict(fixed)
     timing = {}
     for name, over in sampled.items():
-        opts = _options(task, cfg, **over)
+        opts = _options(task, pipe, **over)
         print(f"{name}: {opts}", flush=True)
         t0 = time.perf_counter()
         parts = []
         for i in range(0, a.num, a.batch):
-            parts.append(run(opts, inputs[i: i + a.batch]).float())
+            parts.append(run(over, inputs[i: i + a.batch]).float())
         videos[name] = torch.cat(parts)
         timing[name] = time.perf_counter() - t0
         results["methods"].setdefault(name, {})["options"] = {k: v for k, v in opts.items()}
     if a.task == "superres":  # unconditional samples, low frequencies replaced once at the end
         t0 = time.perf_counter()
-        opts = _options(task, cfg)
-        from videodiff.pipeline import sample_videos
-
-        unc = sample_videos(den, cfg, a.num, steps=opts["steps"], sampler=opts["sampler"], seed=a.seed).float()
+        opts = _options(task, pipe)
+        unc = pipe.generate(num=a.num, steps=opts["steps"], sampler=opts["sampler"], options=opts["options"],
+                            seed=a.seed)
         videos["unconditional + low frequencies of y"] = unc + upsample_nearest(low - Downsample(LOW, "area")(unc),
                                                                                  size)
         timing["unconditional + low frequencies of y"] = time.perf_counter() - t0

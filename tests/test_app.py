@@ -19,7 +19,7 @@ import torch
 
 from videodiff.app import AppDefaults, VideoApp
 from videodiff.cli import main
-from videodiff.pipeline import load_model
+from videodiff import VideoPipeline
 
 from conftest import assert_one_line_error
 from test_text import needs_transformers
@@ -62,7 +62,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """The shipped model behind the app, at 2 sampling steps so that every action takes a second or two."""
-    return VideoApp(load_model("moving-mnist", device="cpu"), tmp_path_factory.mktemp("app"),
+    return VideoApp(VideoPipeline.from_pretrained("moving-mnist", device="cpu"), tmp_path_factory.mktemp("app"),
                     AppDefaults(steps=2, extend_frames=24), name="moving-mnist")
 
 

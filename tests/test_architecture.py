@@ -15,13 +15,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "videodiff"
 # Layer of each module, by longest matching prefix (dotted, below "videodiff"). Lower numbers are lower layers.
 CORE, COMPONENTS, APP = 0, 1, 2
 LAYERS = {
-    "": CORE,  # videodiff/__init__.py: the version string only
+    # videodiff/__init__.py: the version string and `videodiff.VideoPipeline`, re-exported lazily: the package's
+    # public face, above every layer (nothing in the package imports it but for __version__)
+    "": APP,
     # core: tensors in, tensors out; no files, no configs
     "schedule": CORE, "diffusion": CORE, "parameterization": CORE, "losses": CORE, "denoiser": CORE,
-    "gaussian": CORE, "distillation": CORE, "precision": CORE, "frames": CORE, "nn": CORE, "sampling": CORE, "conditional": CORE,
+    "gaussian": CORE, "distillation": CORE, "precision": CORE, "frames": CORE, "nn": CORE, "sampling": CORE,
+    "conditional": CORE,
     # components: files, configs, data, text encoders, models, training, metrics
     "io": COMPONENTS, "checkpoint": COMPONENTS, "config": COMPONENTS, "runtime": COMPONENTS,
-    "pretrained": COMPONENTS, "models": COMPONENTS, "precision_probe": COMPONENTS, "pipeline": COMPONENTS, "data": COMPONENTS,
+    "pretrained": COMPONENTS, "models": COMPONENTS, "precision_probe": COMPONENTS, "pipeline": COMPONENTS,
+    "video_pipeline": COMPONENTS,
+    "finetune": COMPONENTS, "data": COMPONENTS,
     "text": COMPONENTS, "train": COMPONENTS, "metrics": COMPONENTS, "distill": COMPONENTS,
     # app: what a user runs
     "cli": APP, "evaluation": APP, "demo": APP, "demo_tasks": APP, "app": APP, "bench": APP, "__main__": APP,
@@ -129,8 +134,14 @@ def test_imports_go_down_the_layers():
     assert not up, "imports from a higher layer:\n" + "\n".join(up)
 
 
-def test_the_root_package_imports_nothing():
-    assert import_graph()["videodiff"] == set()
+def test_the_root_package_imports_only_the_pipeline_and_lazily():
+    import subprocess
+    import sys
+
+    assert import_graph()["videodiff"] == {"videodiff.video_pipeline"}
+    code = "import sys, videodiff; assert 'torch' not in sys.modules; print(videodiff.VideoPipeline.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert out.returncode == 0 and out.stdout.strip() == "VideoPipeline", out.stderr
 
 
 def test_no_import_cycles():

@@ -91,7 +91,7 @@ def test_known_entries_are_exact(method, variant, sampler, extra):
     x_a = _known_values(8) + 0.01 * torch.randn(8, *SHAPE, dtype=torch.float64)
     x = sample_conditional(data.denoise, (8, *SHAPE), SCHED, x_a=x_a, mask=frame_mask(F_, [0, 3]), method=method,
                            variant=variant, steps=10, sampler=sampler, generator=torch.Generator().manual_seed(0),
-                           dtype=torch.float64, **extra)
+                           dtype=torch.float64, options=extra)
     assert torch.equal(x[:, :, [0, 3]], x_a[:, :, [0, 3]])
     assert not torch.equal(x[:, :, 1], x_a[:, :, 1])
 
@@ -159,7 +159,8 @@ def test_guidance_composes_and_passes_kwargs_through():
     lam = SCHED(time_grid(4))
     z = torch.randn(2, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     hook = ReplacementHook(x_a, mask, final_logsnr=float(lam[-1]))
-    out = sample_ancestral(guided, z, lam, step_hook=hook, cond="text", generator=torch.Generator().manual_seed(1))
+    out = sample_ancestral(guided, z, lam, step_hook=hook, extra_args={"cond": "text"},
+                           generator=torch.Generator().manual_seed(1))
     assert "text" in seen and None in seen
     assert torch.equal(out[:, :, :K], x_a[:, :, :K])
     # Guidance wrapped the other way round works too (both are plain denoisers).

@@ -296,13 +296,15 @@ def test_task_options_fill_from_the_model_and_give_each_sampler_its_own_options(
 
     sc = SampleConfig(sampler="ddim", steps=32, gamma=0.3, eta=0.0, clip_x=True)
     ext = task_options("extend", sc)  # no task-specific values: the model's sampling settings
-    assert (ext["sampler"], ext["steps"], ext["eta"], ext["guidance_clip"]) == ("ddim", 32, 0.0, (-1.0, 1.0))
-    assert "gamma" not in ext and "down_mode" not in ext
+    assert (ext["sampler"], ext["steps"], ext["options"], ext["guidance_clip"]) == ("ddim", 32, {"eta": 0.0},
+                                                                                     (-1.0, 1.0))
+    assert "down_mode" not in ext
     up = task_options("upsample", sc)
-    assert up["sampler"] == "ancestral" and "eta" not in up and up["down_mode"] == "area" and up["w_r_low"] is None
+    assert up["sampler"] == "ancestral" and up["options"] == {"gamma": 0.3} and up["down_mode"] == "area"
+    assert up["w_r_low"] is None
     over = task_options("upsample", sc, sampler="dpmpp2m", steps=7, down="bilinear", clamp=False, w_r_low=1.0)
     assert (over["steps"], over["down_mode"], over["w_r_low"], over["guidance_clip"]) == (7, "bilinear", 1.0, None)
-    assert "gamma" not in over and "eta" not in over  # DPM-Solver++ takes neither
+    assert over["options"] == {}  # DPM-Solver++ takes neither gamma nor eta
     assert task_options("extend", SampleConfig(clip_x=False))["guidance_clip"] is None  # nothing to clamp to
     with pytest.raises(ValueError, match="unknown task"):
         task_options("inpaint", sc)

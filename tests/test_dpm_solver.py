@@ -143,9 +143,10 @@ def test_works_inside_guidance_wrappers():
 
     z = torch.randn(6, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     lam, cond = SCHED(time_grid(10)), torch.ones(6, dtype=torch.float64)
-    plain = sample_dpmpp2m(den, z, lam, cond=cond)
-    torch.testing.assert_close(sample_dpmpp2m(classifier_free_guidance(den, 0.0), z, lam, cond=cond), plain)
-    guided = sample_dpmpp2m(classifier_free_guidance(den, 2.0), z, lam, cond=cond)
+    plain = sample_dpmpp2m(den, z, lam, extra_args={"cond": cond})
+    torch.testing.assert_close(sample_dpmpp2m(classifier_free_guidance(den, 0.0), z, lam, extra_args={"cond": cond}),
+                               plain)
+    guided = sample_dpmpp2m(classifier_free_guidance(den, 2.0), z, lam, extra_args={"cond": cond})
     assert torch.isfinite(guided).all() and not torch.allclose(guided, plain)
     # Reconstruction guidance (eq. 6) wraps the denoiser; the replacement hook keeps the known frames exact.
     x_a = torch.full((6, *SHAPE), 0.4, dtype=torch.float64)

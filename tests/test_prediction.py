@@ -178,3 +178,26 @@ def test_cli_predict_writes_k_samples_per_input(tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(run), "--input", str(inp), "--given", "5", "--frames", "5",
                  "--out", str(out)]) == 2
     assert "nothing to predict" in capsys.readouterr().err
+
+
+def test_pipeline_predict_equals_the_core_function_on_the_same_seeds(tmp_path):
+    from videodiff import VideoPipeline
+    from videodiff.checkpoint import save_checkpoint
+    from videodiff.conditional import predict
+    from videodiff.config import config_to_dict, load_config
+    from videodiff.pipeline import build_model, sample_seed
+
+    cfg = load_config(None, ["data.num_frames=4", "data.image_size=8", "model.base_channels=8",
+                             "model.channel_mults=[1,2]", "model.num_res_blocks=1", "model.attn_resolutions=[4]",
+                             "model.head_dim=8", "sample.steps=2", "sample.sampler=ddim"])
+    torch.manual_seed(0)
+    net = build_model(cfg)
+    save_checkpoint(tmp_path / "run", 1, net, net, torch.optim.AdamW(net.parameters()), {}, config_to_dict(cfg))
+    pipe = VideoPipeline.from_pretrained(tmp_path / "run", precision="fp32")
+    video = torch.rand(2, 1, 3, 8, 8) * 2 - 1
+    out = pipe.predict(video, given=3, frames=6, samples=2, seed=5, batch_size=3)
+    s = pipe.settings("predict")
+    gens = [torch.Generator().manual_seed(sample_seed(5, i)) for i in range(4)]
+    ref = predict(pipe.denoiser, cfg.diffusion.schedule, video, given=3, total_frames=6, block_frames=4, samples=2,
+                  generators=gens, progress=False, **s)
+    assert out.shape == (2, 2, 1, 6, 8, 8) and torch.equal(out, ref.float().clamp(-1, 1))

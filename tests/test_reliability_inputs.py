@@ -210,8 +210,7 @@ def test_a_video_depends_on_the_seed_and_its_index_only(sampler):
     def denoise(z, logsnr, **kw):  # parameter-free: any x_hat that depends on z
         return torch.tanh(z * 0.7)
 
-    kw = dict(steps=3, sampler=sampler, seed=7, eta=1.0) if sampler == "ddim" else dict(steps=3, sampler=sampler,
-                                                                                        seed=7)
+    kw = dict(steps=3, sampler=sampler, seed=7, options={"eta": 1.0} if sampler == "ddim" else None)
     a = sample_videos(denoise, cfg, 5, batch_size=2, **kw)
     b = sample_videos(denoise, cfg, 3, batch_size=3, **kw)
     c = sample_videos(denoise, cfg, 4, batch_size=1, **kw)

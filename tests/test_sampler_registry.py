@@ -92,3 +92,24 @@ def test_registered_sampler_is_a_cli_choice_with_its_flag(scaled_sampler, tmp_pa
     capsys.readouterr()
     assert main(common + ["--sampler", "ddim", "--noise-scale", "0.5"]) == 2
     assert "--noise-scale applies to the scaled sampler only" in capsys.readouterr().err
+
+
+def test_sampler_options_travel_one_way_and_loose_keywords_say_where_they_go():
+    """Issue 31: options={...} for the sampler, extra_args={...} for the denoiser, at every entry point; the old
+    mixed keywords (gamma=..., text_emb=...) are a TypeError that names both ways in."""
+    from videodiff.conditional import sample_conditional
+    from videodiff.config import ExperimentConfig
+    from videodiff.pipeline import sample_videos
+
+    data, sched = _data(), ScheduleConfig()
+    shape = (2, 1, 4, 2, 2)
+    calls = [lambda **kw: sample(data.denoise, shape, sched, steps=2, **kw),
+             lambda **kw: sample_conditional(data.denoise, shape, sched, steps=2, **kw),
+             lambda **kw: sample_videos(data.denoise, ExperimentConfig(), 1, steps=2, num_frames=1, **kw)]
+    for call in calls:
+        for loose in ({"gamma": 0.3}, {"text_emb": torch.zeros(2, 3)}):
+            with pytest.raises(TypeError, match=r"unexpected keyword.*options=\{.*extra_args=\{"):
+                call(**loose)
+    a = sample(data.denoise, shape, sched, steps=3, options={"gamma": 1.0}, generator=torch.Generator().manual_seed(0))
+    b = sample(data.denoise, shape, sched, steps=3, options={"gamma": 0.0}, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(a, b)  # the option arrives

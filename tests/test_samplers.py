@@ -34,7 +34,7 @@ def _assert_matches(samples, data, mean_tol=0.03, cov_tol=0.03):
 def test_ancestral_recovers_gaussian_moments(gamma):
     data = _data()
     sched = ScheduleConfig()
-    x = sample(data.denoise, (N, *SHAPE), sched, steps=200, sampler="ancestral", gamma=gamma,
+    x = sample(data.denoise, (N, *SHAPE), sched, steps=200, sampler="ancestral", options={"gamma": gamma},
                generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     # Tolerances: sd of a mean is 0.5/sqrt(4000) = 0.008; of a covariance entry ~ 0.25*1.4/63 = 0.006.
     _assert_matches(x, data)
@@ -43,7 +43,7 @@ def test_ancestral_recovers_gaussian_moments(gamma):
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_ddim_recovers_gaussian_moments(eta):
     data = _data()
-    x = sample(data.denoise, (N, *SHAPE), ScheduleConfig(), steps=200, sampler="ddim", eta=eta,
+    x = sample(data.denoise, (N, *SHAPE), ScheduleConfig(), steps=200, sampler="ddim", options={"eta": eta},
                generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     _assert_matches(x, data)
 

@@ -4,14 +4,13 @@ model offline, on a CPU, bound to localhost, with analytics off.
 A thin UI layer over the library, one tab per application of the paper:
 
 1. **Text to video** (Sec. 4.3): prompt, classifier-free guidance weight ``w`` (eq. 5), steps, sampler, seed
-   (:func:`videodiff.pipeline.sample_from_prompts`).
+   (:meth:`videodiff.VideoPipeline.generate`).
 2. **Extend** (Sec. 3.1, 4.4): the last generated video to N frames by the gradient method (eq. 6) beside the
-   replacement method, from the same first block and the same noise (:func:`videodiff.pipeline.extend_from_prompt`).
+   replacement method, from the same first block and the same noise (:meth:`videodiff.VideoPipeline.extend`).
 3. **Super-resolution** (eq. 7): the last video downsampled to 16x16 and brought back to the model's size by
-   :func:`videodiff.conditional.upsample` with the library's settings for it (``TASK_DEFAULTS["upsample"]``),
-   beside bicubic upsampling.
+   :meth:`videodiff.VideoPipeline.upsample` with the library's settings for it, beside bicubic upsampling.
 
-:class:`VideoApp` holds the model and does the work; it knows nothing of Gradio (a bad input raises ``ValueError``
+:class:`VideoApp` holds the pipeline and does the work; it knows nothing of Gradio (a bad input raises ``ValueError``
 with the message the page shows). :func:`build_app` lays out the page; Gradio is imported only there.
 """
 
@@ -74,19 +73,16 @@ def _as_int(value, name: str, lo: int, hi: int) -> int:
 
 
 class VideoApp:
-    """The app's actions on one loaded model (:class:`videodiff.pipeline.LoadedModel`); videos go to ``out_dir``
-    as mp4 files. Each action returns the path(s) of the written video(s) and a line of Markdown about them."""
+    """The app's actions on one model (a :class:`videodiff.VideoPipeline`); videos go to ``out_dir`` as mp4
+    files. Each action returns the path(s) of the written video(s) and a line of Markdown about them."""
 
-    def __init__(self, loaded, out_dir: str | Path, defaults: AppDefaults | None = None, name: str = "model"):
-        from .text import build_text_cache
-
-        self.loaded, self.name = loaded, name
-        self.cfg = loaded.config
+    def __init__(self, pipe, out_dir: str | Path, defaults: AppDefaults | None = None, name: str = "model"):
+        self.pipe, self.name = pipe, name
+        self.cfg = pipe.config
         self.defaults = defaults or AppDefaults()
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.cache = build_text_cache(self.cfg.text) if self.cfg.text.enabled else None
-        self.device = next(loaded.denoiser.parameters()).device
+        self.device = pipe.device
 
     # ------------------------------------------------------------------------------------------ validation
 
@@ -126,16 +122,10 @@ class VideoApp:
 
     def generate(self, prompt: str | None, guidance, steps, sampler: str, seed) -> tuple[str, dict, str]:
         """Text to video: the video's mp4, the state that :meth:`extend` and :meth:`superres` start from, a note."""
-        from .pipeline import sample_from_prompts, sample_videos
-
         prompt, w = self._check_prompt(prompt, guidance)
         steps, sampler, seed = self._check_sampling(steps, sampler, seed)
         t0 = time.perf_counter()
-        kw = dict(steps=steps, sampler=sampler, seed=seed, progress=True)
-        if prompt is None:
-            video = sample_videos(self.loaded.denoiser, self.cfg, 1, **kw)
-        else:
-            video = sample_from_prompts(self.loaded.denoiser, self.cfg, [prompt], 1, guidance=w, cache=self.cache, **kw)
+        video = self.pipe.generate(prompt, guidance=w, steps=steps, sampler=sampler, seed=seed, progress=True)
         dt = time.perf_counter() - t0
         state = {"video": video, "prompt": prompt, "guidance": w, "steps": steps, "sampler": sampler, "seed": seed}
         caption = f"'{prompt}', w = {w:g}, " if prompt is not None else ""
@@ -150,8 +140,6 @@ class VideoApp:
 
     def extend(self, state: dict | None, frames, steps, sampler: str, seed) -> tuple[str, str, str]:
         """The last video extended to ``frames`` frames by the gradient and the replacement method, same noise."""
-        from .pipeline import extend_from_prompt
-
         state = self._last(state)
         block = self.cfg.data.num_frames
         frames = _as_int(frames, "frames", block + 1, self.defaults.max_frames)
@@ -159,56 +147,35 @@ class VideoApp:
         t0 = time.perf_counter()
         paths = []
         for method in ("gradient", "replacement"):
-            video = extend_from_prompt(self.loaded.denoiser, self.cfg, state["video"], state["prompt"],
-                                       total_frames=frames, method=method, guidance=state["guidance"], seed=seed,
-                                       steps=steps, sampler=sampler, cache=self.cache, progress=True)
+            video = self.pipe.extend(state["video"], frames=frames, prompt=state["prompt"], method=method,
+                                     guidance=state["guidance"], seed=seed, steps=steps, sampler=sampler,
+                                     progress=True)
             paths.append(self._write(video, f"extend-{method}"))
         dt = time.perf_counter() - t0
         note = (f"{block} generated frames extended to {frames} ({block // 2} context frames per block, "
                 f"{sampler}, {steps} steps per block, seed {seed}) by both methods in {dt:.1f} s")
         return paths[0], paths[1], note
 
-    def superres_defaults(self):
-        """The sampler settings of super-resolution (:data:`videodiff.conditional.TASK_DEFAULTS`, this model)."""
-        from .conditional import TASK_DEFAULTS
-
-        return TASK_DEFAULTS["upsample"].resolve(self.cfg.sample)
-
     def superres(self, state: dict | None, steps, sampler: str, seed) -> tuple[str, str]:
         """The last video downsampled to ``LOW_SIZE`` and upsampled back by eq. (7), conditioned on its prompt
         (w = 0), with the library's super-resolution defaults: low | bicubic | eq. (7) | original."""
-        import torch.nn.functional as F
-
-        from .conditional import task_options, upsample
-        from .pipeline import text_condition
+        from .conditional import Downsample, upsample_bicubic, upsample_nearest
 
         state = self._last(state)
         steps, sampler, seed = self._check_sampling(steps, sampler, seed)
         video = state["video"]  # (1, C, F, H, W)
-        b, c, f, h, w = video.shape
+        h = video.shape[-1]
         if h <= LOW_SIZE:
-            raise ValueError(f"this model's {h}x{w} frames are not above {LOW_SIZE}x{LOW_SIZE}")
-
-        def unflat(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(b, f, c, *x.shape[-2:]).transpose(1, 2)  # (B, C, F, H, W)
-
-        frames = video.transpose(1, 2).flatten(0, 1)  # (B*F, C, H, W)
-        low = F.interpolate(frames, size=(LOW_SIZE, LOW_SIZE), mode="area")
-        bicubic = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
-        nearest = F.interpolate(low, size=(h, w), mode="nearest")
-        opts = task_options("upsample", self.cfg.sample, steps=steps, sampler=sampler)
-        text = {}
-        if state["prompt"] is not None:
-            text = {k: v.to(self.device) for k, v in text_condition(self.cfg, [state["prompt"]], cache=self.cache).items()}
+            raise ValueError(f"this model's {h}x{h} frames are not above {LOW_SIZE}x{LOW_SIZE}")
+        low = Downsample(LOW_SIZE, "area")(video)
         t0 = time.perf_counter()
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        ours = upsample(self.loaded.denoiser, self.cfg.diffusion.schedule, unflat(low).to(self.device), size=h,
-                        block_frames=self.cfg.data.num_frames, generator=gen, progress=True, **opts,
-                        **text).float().cpu()
+        ours = self.pipe.upsample(low, prompt=state["prompt"], guidance=0.0, steps=steps, sampler=sampler,
+                                  seed=seed, progress=True)
         dt = time.perf_counter() - t0
-        grid = torch.cat([unflat(nearest), unflat(bicubic), ours.clamp(-1, 1), video])
-        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({opts['down_mode']} D, {sampler}, {steps} "
-                f"steps, seed {seed}, {dt:.1f} s), the original {h}x{w}")
+        grid = torch.cat([upsample_nearest(low, h), upsample_bicubic(low, h), ours, video])
+        down = self.pipe.settings("upsample", sampler=sampler, steps=steps)["down_mode"]
+        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({down} D, {sampler}, {steps} "
+                f"steps, seed {seed}, {dt:.1f} s), the original {h}x{h}")
         return self._write(grid, "superres", nrow=4), note
 
 
@@ -294,8 +261,8 @@ def build_app(app: VideoApp):
                             f"{size}x{size} by the gradient method on the downsampled prediction (eq. 7), "
                             "conditioned on the video's prompt (w = 0), beside bicubic upsampling. The steps and "
                             "sampler start from the library's super-resolution defaults.")
-                sr_d = app.superres_defaults()
-                sr_sampling = sampling_inputs("superres", sr_d.steps, sr_d.sampler)
+                sr_d = app.pipe.settings("upsample")  # the library's super-resolution sampler and steps
+                sr_sampling = sampling_inputs("superres", sr_d["steps"], sr_d["sampler"])
                 sr_go = gr.Button("Upsample", variant="primary", elem_id="superres")
                 sr_video = gr.Video(label="input | bicubic | eq. (7) | original", elem_id="superres-video",
                                     **video_kw)
@@ -324,10 +291,10 @@ def launch(page, *, host: str = "127.0.0.1", port: int | None = None, share: boo
 def make_app(model: str = "moving-mnist", *, device: str = "cpu", defaults: AppDefaults | None = None,
              out_dir: str | Path | None = None):
     """Load ``model`` (a shipped name or a run directory) and build its page: ``(page, VideoApp)``."""
-    from .pipeline import load_model
+    from .video_pipeline import VideoPipeline
 
     require_gradio()  # fail before loading anything
-    loaded = load_model(model, device=device)
+    pipe = VideoPipeline.from_pretrained(model, device=device)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videodiff-app-"))
-    app = VideoApp(loaded, out, defaults, name=str(model))
+    app = VideoApp(pipe, out, defaults, name=str(model))
     return build_app(app), app

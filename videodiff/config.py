@@ -32,6 +32,7 @@ __all__ = [
     "TrainConfig",
     "SampleConfig",
     "TextConfig",
+    "LoraConfig",
     "ExperimentConfig",
     "load_config",
     "config_from_dict",
@@ -189,6 +190,23 @@ class SampleConfig:
 
 
 @dataclass
+class LoraConfig:
+    """Low-rank adapters for fine-tuning (videodiff/nn/lora.py): rank 0 trains every weight (full fine-tuning)."""
+
+    rank: int = 0  # > 0: the base network is frozen and only adapters of this rank train
+    alpha: float = 0.0  # adapter scale alpha / rank; 0: alpha = rank (scale 1)
+    targets: tuple[str, ...] = ("attention", "conv")  # the attention projections, every other convolution
+
+    def __post_init__(self) -> None:
+        from .nn.lora import TARGETS
+
+        self.targets = tuple(self.targets)
+        if self.rank < 0 or self.alpha < 0 or not self.targets or set(self.targets) - set(TARGETS):
+            raise ValueError(f"lora: need rank >= 0, alpha >= 0 and targets among {list(TARGETS)}, got "
+                             f"rank={self.rank}, alpha={self.alpha}, targets={list(self.targets)}")
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "run"
     data: DataConfig = field(default_factory=DataConfig)
@@ -197,6 +215,7 @@ class ExperimentConfig:
     text: TextConfig = field(default_factory=TextConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)  # videodiff distill (progressive distillation)
 
     def __post_init__(self) -> None:

@@ -8,11 +8,15 @@ It writes a page (``index.html``, plus ``summary.png``, one still image of every
    next to the replacement method, from the same first block and the same noise;
 3. spatial super-resolution of a held-out clip by eq. (7) beside bicubic upsampling and the real clip, and temporal
    interpolation x4 of another by the gradient method beside the replacement method and linear blending
-   (:mod:`videodiff.demo_tasks`, with the commands' defaults).
+   (:mod:`videodiff.demo_tasks`, with the commands' defaults);
+4. video prediction at the paper's 64x64 (Sec. 3.1, 4.4): a held-out Stochastic Moving MNIST clip of the benchmark's
+   test split continued from 5 given frames to 15 by the gradient method with the shipped ``smmnist-64``, beside the
+   ground truth.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import time
@@ -44,6 +48,8 @@ class DemoConfig:
     methods: tuple[str, ...] = field(default=("gradient", "replacement"))
     tasks: bool = True  # the super-resolution and interpolation rows
     task_steps: int | None = None  # their sampling steps (None: the commands' defaults, TASK_DEFAULTS)
+    predict_model: str | None = "smmnist-64"  # the 64x64 prediction row (None: left out)
+    predict_samples: int = 2
 
 
 def _upscale(videos: torch.Tensor, k: int) -> torch.Tensor:
@@ -58,22 +64,28 @@ def _gif(videos: torch.Tensor, path: Path, cfg: DemoConfig, nrow: int | None = N
 
 
 def _task_section(files: dict[str, dict[str, str]], info: dict) -> str:
-    if not files:
-        return ""
     esc = html.escape
 
     def table(row: dict[str, str]) -> str:
         return ("<table><tr>" + "".join(f"<th>{esc(k)}</th>" for k in row) + "</tr><tr>"
                 + "".join(f'<td><img src="{f}"></td>' for f in row.values()) + "</tr></table>")
 
-    return f"""<h2>Spatial super-resolution by eq. (7) (Sec. 3.1)</h2>
+    parts = []
+    if "superres" in files:
+        parts.append(f"""<h2>Spatial super-resolution by eq. (7) (Sec. 3.1)</h2>
 <p>A held-out clip, area-downsampled by 2, upsampled back by the unconditional model guided through a differentiable
-downsampling (eq. 7), beside bicubic upsampling and the real clip.</p>{table(files['superres'])}
-<h2>Temporal interpolation (Sec. 3.1)</h2>
+downsampling (eq. 7), beside bicubic upsampling and the real clip.</p>{table(files['superres'])}""")
+    if "interpolation" in files:
+        parts.append(f"""<h2>Temporal interpolation (Sec. 3.1)</h2>
 <p>Only the key frames of another held-out clip are given; the model fills the frames between them by the gradient
 method (eq. 6) or the replacement method ({esc(info['task_sampler'])}), beside linear blending of the key frames.</p>
-{table(files['interpolation'])}
-"""
+{table(files['interpolation'])}""")
+    if "predict" in files:
+        parts.append(f"""<h2>Video prediction at 64x64 (Sec. 3.1, 4.4)</h2>
+<p>Test clip 0 of the Stochastic Moving MNIST benchmark split: the first 5 frames are given, the model
+<code>{esc(info.get('predict_model') or '')}</code> continues them to 15 by the gradient method (eq. 6), beside the
+ground truth (docs/results.md, "Stochastic Moving MNIST", has its scores).</p>{table(files['predict'])}""")
+    return "\n".join(parts) + "\n" if parts else ""
 
 
 def _page(cfg: DemoConfig, cells: list[list[str]], ext: dict[str, str], info: dict,
@@ -102,6 +114,22 @@ the first block are outlined red in <code>summary.png</code>.</p>
 """
 
 
+def _prediction(cfg: DemoConfig, out: Path, steps: int | None, progress: bool) -> tuple[dict, float]:
+    """The 64x64 prediction row: test clip 0 of the SMMNIST protocol split, 5 given -> 15 frames, ground truth then
+    ``cfg.predict_samples`` continuations by the gradient method. Returns ``({label: video}, seconds)``."""
+    from .evaluation.protocols import get_protocol, load_split
+    from .video_pipeline import VideoPipeline
+
+    protocol = get_protocol("smmnist-mcvd")
+    t0 = time.perf_counter()
+    pipe = VideoPipeline.from_pretrained(cfg.predict_model, device=cfg.device, precision=cfg.precision)
+    truth = load_split(protocol.split, 1)[:, :, : protocol.frames]
+    pred = pipe.predict(truth[:, :, : protocol.given], given=protocol.given, frames=protocol.frames,
+                        samples=cfg.predict_samples, seed=cfg.seed, steps=steps, progress=progress)
+    row = {"ground truth": truth, **{f"sample {k + 1}": pred[:, k] for k in range(pred.shape[1])}}
+    return row, time.perf_counter() - t0
+
+
 def _summary(t2v: torch.Tensor, ext: dict[str, torch.Tensor], block: int, tasks: dict, every: int = 4) -> np.ndarray:
     """One still image: the text-to-video grid's middle frame row by row, each extension's frame strip, then one
     strip per super-resolution / interpolation video."""
@@ -122,21 +150,19 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
     """Write the demo page into ``out_dir`` and return the path of ``index.html``."""
     from PIL import Image
 
-    from .pipeline import extend_from_prompt, load_model, sample_from_prompts
-    from .text import build_text_cache
+    from .video_pipeline import VideoPipeline
 
     cfg = cfg or DemoConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    loaded = load_model(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
-    mcfg, den = loaded.config, loaded.denoiser
-    cache = build_text_cache(mcfg.text)
+    pipe = VideoPipeline.from_pretrained(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
+    mcfg = pipe.config
     timings = {"load": time.perf_counter() - t_start}
     sample_kw = dict(steps=cfg.steps, sampler=cfg.sampler, seed=cfg.seed, progress=progress)
 
     t0 = time.perf_counter()
-    by_weight = [sample_from_prompts(den, mcfg, list(cfg.prompts), 1, guidance=w, cache=cache, **sample_kw)
+    by_weight = [pipe.generate(list(cfg.prompts), guidance=w, **sample_kw)
                  for w in cfg.weights]  # each (P, C, F, H, W), the same noise for every w
     timings["text_to_video"] = time.perf_counter() - t0
     cells = [[_gif(v[i : i + 1], out / f"t2v_p{i}_w{w:g}.gif", cfg) for v, w in zip(by_weight, cfg.weights)]
@@ -146,35 +172,35 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
 
     block = mcfg.data.num_frames
     context = block // 2
-    first = sample_from_prompts(den, mcfg, [cfg.extend_prompt], 1, guidance=cfg.extend_guidance, cache=cache,
-                                **sample_kw)
+    first = pipe.generate(cfg.extend_prompt, guidance=cfg.extend_guidance, **sample_kw)
     extended, ext_files = {}, {}
     for method in cfg.methods:  # the same seed, so the methods share their noise
         t0 = time.perf_counter()
-        extended[method] = extend_from_prompt(den, mcfg, first, cfg.extend_prompt, total_frames=cfg.extend_frames,
-                                              method=method, guidance=cfg.extend_guidance, context=context,
-                                              seed=cfg.seed + 1, steps=cfg.steps, sampler=cfg.sampler, cache=cache,
-                                              progress=progress)
+        extended[method] = pipe.extend(first, frames=cfg.extend_frames, prompt=cfg.extend_prompt, method=method,
+                                       guidance=cfg.extend_guidance, context=context, seed=cfg.seed + 1,
+                                       steps=cfg.steps, sampler=cfg.sampler, progress=progress)
         timings[f"extend_{method}"] = time.perf_counter() - t0
         ext_files[method] = _gif(extended[method], out / f"extend_{method}.gif", cfg)
     tasks, task_files = {}, {}
     if cfg.tasks:
-        from .conditional import TASK_DEFAULTS
         from .demo_tasks import task_rows
 
-        tasks, task_timings = task_rows(loaded, seed=cfg.seed, steps=cfg.task_steps, device=cfg.device,
-                                        progress=progress)
+        tasks, task_timings = task_rows(pipe, seed=cfg.seed, steps=cfg.task_steps, progress=progress)
         timings.update(task_timings)
         task_files = {name: {label: _gif(v, out / f"{name}_{i}.gif", cfg) for i, (label, v) in enumerate(row.items())}
                       for name, row in tasks.items()}
+    if cfg.predict_model is not None:
+        tasks["predict"], timings["predict"] = _prediction(cfg, out, cfg.task_steps, progress)
+        task_files["predict"] = {label: _gif(v, out / f"predict_{i}.gif", dataclasses.replace(cfg, scale=2))
+                                 for i, (label, v) in enumerate(tasks["predict"].items())}
     Image.fromarray(_summary(t2v, extended, block, tasks)).save(out / "summary.png")
-    info = {"model": cfg.model, "step": loaded.step, "command": command, "device": cfg.device,
-            "precision": loaded.precision, "block": block,
-            "context": context, "seconds": time.perf_counter() - t_start,
+    info = {"model": cfg.model, "step": pipe.model.step, "command": command, "device": cfg.device,
+            "precision": pipe.precision, "block": block,
+            "context": context, "seconds": time.perf_counter() - t_start, "predict_model": cfg.predict_model,
             "timings": {k: round(v, 1) for k, v in timings.items()}}
     if cfg.tasks:
-        d = TASK_DEFAULTS["interpolate"].resolve(mcfg.sample)
-        info["task_sampler"] = f"{d.sampler}, {cfg.task_steps or d.steps} steps"
+        d = pipe.settings("interpolate", steps=cfg.task_steps)
+        info["task_sampler"] = f"{d['sampler']}, {d['steps']} steps"
     (out / "index.html").write_text(_page(cfg, cells, ext_files, info, task_files))
     torch.save({"text_to_video": t2v, **{f"extend_{m}": v for m, v in extended.items()},
                 **{f"{name}/{label}": v for name, row in tasks.items() for label, v in row.items()}}, out / "videos.pt")

@@ -1,13 +1,12 @@
 """The demo page's conditional-task rows (paper Sec. 3.1): spatial super-resolution by eq. (7) and temporal
 interpolation by the gradient method (eq. 6), each on a held-out clip of the model's own data with the ground truth
-beside it, run with the commands' defaults (:data:`videodiff.conditional.TASK_DEFAULTS`)."""
+beside it, run by :class:`videodiff.VideoPipeline` with its task defaults."""
 
 from __future__ import annotations
 
 import time
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["task_rows"]
 
@@ -18,31 +17,27 @@ def _held_out_clip(mcfg, index: int) -> torch.Tensor:
     return build_dataset(mcfg.data, "test")[index]["video"][None].float()  # (1, C, F, H, W)
 
 
-def task_rows(loaded, *, seed: int = 0, steps: int | None = None, device: str = "cpu",
+def task_rows(pipe, *, seed: int = 0, steps: int | None = None,
               progress: bool = False) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, float]]:
-    """``({"superres": {label: video}, "interpolation": {label: video}}, timings)`` for one held-out clip each.
+    """``({"superres": {label: video}, "interpolation": {label: video}}, timings)`` for one held-out clip each,
+    from a :class:`videodiff.VideoPipeline`.
 
     Super-resolution: the clip area-downsampled by 2 (shown nearest-upsampled), bicubic upsampling, eq. (7), the real
     clip. Interpolation x4 (x(F-1) for models under 9 frames): the key frames (others black), linear blending of the
     key frames, the gradient method, the replacement method, the real clip. ``steps`` overrides the task defaults.
     """
-    from .conditional import (Downsample, align_frames, interpolate, linear_blend, task_options, upsample,
-                              upsample_nearest)
+    from .conditional import Downsample, align_frames, linear_blend, upsample_bicubic, upsample_nearest
 
-    mcfg, den = loaded.config, loaded.denoiser
+    mcfg = pipe.config
     size, frames = mcfg.data.image_size, mcfg.data.num_frames
     timings: dict[str, float] = {}
 
     truth = _held_out_clip(mcfg, 0)
     low = Downsample(size // 2, "area")(truth)
-    opts = task_options("upsample", mcfg.sample, steps=steps)
     t0 = time.perf_counter()
-    sr = upsample(den, mcfg.diffusion.schedule, low.to(device), size=size, block_frames=frames,
-                  generator=torch.Generator(device=device).manual_seed(seed), progress=progress, **opts).float().cpu()
+    sr = pipe.upsample(low, steps=steps, seed=seed, progress=progress)
     timings["superres"] = time.perf_counter() - t0
-    bicubic = F.interpolate(low.transpose(1, 2).flatten(0, 1), size=(size, size), mode="bicubic",
-                            align_corners=False).clamp(-1, 1).reshape(1, frames, -1, size, size).transpose(1, 2)
-    superres = {f"input {size // 2}x{size // 2}": upsample_nearest(low, size), "bicubic": bicubic,
+    superres = {f"input {size // 2}x{size // 2}": upsample_nearest(low, size), "bicubic": upsample_bicubic(low, size),
                 "eq. 7": sr, "real": truth}
 
     truth = _held_out_clip(mcfg, 1)
@@ -51,12 +46,10 @@ def task_rows(loaded, *, seed: int = 0, steps: int | None = None, device: str = 
     truth, keys = truth[:, :, :total], truth[:, :, :total:factor]
     interp = {"key frames": align_frames(keys, range(0, total, factor), total),
               "linear blending": linear_blend(keys, factor)}
-    opts = task_options("interpolate", mcfg.sample, steps=steps)
     for method in ("gradient", "replacement"):
         t0 = time.perf_counter()
-        interp[f"{method} method"] = interpolate(
-            den, mcfg.diffusion.schedule, keys.to(device), factor, block_frames=frames, method=method,
-            generator=torch.Generator(device=device).manual_seed(seed), progress=progress, **opts).float().cpu()
+        interp[f"{method} method"] = pipe.interpolate(keys, factor, method=method, steps=steps, seed=seed,
+                                                      progress=progress)
         timings[f"interpolate_{method}"] = time.perf_counter() - t0
     interp["real"] = truth
     return {"superres": superres, "interpolation": interp}, timings

@@ -16,7 +16,8 @@ from .nn import UNet3D
 from .precision import compile_network, precision_name, prepare_network, resolve_precision
 from .precision_probe import resolve_for_network
 
-__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "denoiser_device"]
+__all__ = ["pick_device", "build_model", "LoadedModel", "load_weights", "load_model", "model_from_state",
+           "denoiser_device"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -39,14 +40,19 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def build_model(cfg: ExperimentConfig) -> torch.nn.Module:
     """The network of ``cfg.model`` (weights from the current global RNG: callers seed it); with ``cfg.text`` set,
-    attention pooling of caption embeddings in front of it (:class:`videodiff.text.TextConditionedUNet`)."""
-    if not cfg.text.enabled:
-        return UNet3D(cfg.model)
-    from .text import HFTextEncoder, TextConditionedUNet
+    attention pooling of caption embeddings in front of it (:class:`videodiff.text.TextConditionedUNet`); with
+    ``cfg.lora.rank`` > 0, LoRA adapters on its convolutions and everything else frozen (:mod:`videodiff.nn.lora`)."""
+    net = UNet3D(cfg.model)
+    if cfg.text.enabled:
+        from .text import HFTextEncoder, TextConditionedUNet
 
-    text_dim = HFTextEncoder(cfg.text.encoder, max_length=cfg.text.max_length).dim  # reads config.json only
-    return TextConditionedUNet(UNet3D(cfg.model), text_dim, num_queries=cfg.text.pool_queries,
-                               heads=cfg.text.pool_heads)
+        text_dim = HFTextEncoder(cfg.text.encoder, max_length=cfg.text.max_length).dim  # reads config.json only
+        net = TextConditionedUNet(net, text_dim, num_queries=cfg.text.pool_queries, heads=cfg.text.pool_heads)
+    if cfg.lora.rank:
+        from .nn.lora import add_lora
+
+        add_lora(net, cfg.lora.rank, cfg.lora.alpha or None, cfg.lora.targets)
+    return net
 
 
 @dataclass
@@ -57,40 +63,58 @@ class LoadedModel:
     path: Path
     precision: str = "fp32"  # what the denoiser runs in: "fp32" or "bf16" (resolved from load_model's precision)
     meta: dict = field(default_factory=dict)  # a shipped model's metadata (videodiff.pretrained)
+    requested_precision: str | None = None  # load_model's precision (None: the run's sample.precision)
+
+
+def load_weights(source: str | Path, *, device: str | torch.device = "cpu", pretrained: bool | None = None) -> dict:
+    """``{"config", "ema", "step", "path", ...}`` of a checkpoint or run directory (also ``"model"``, the raw
+    weights), a folder written by ``VideoPipeline.save_pretrained``, or a shipped model's name (plus ``"meta"``).
+    ``pretrained``: True forces a shipped name, False a path; None decides (an existing path wins)."""
+    from .pretrained import is_model_name, load_pretrained, saved_model_name
+
+    if pretrained or (pretrained is None and is_model_name(source)):
+        return load_pretrained(str(source), torch.device(device))
+    if (saved := saved_model_name(source)) is not None:
+        return load_pretrained(saved, torch.device(device), models_dir=Path(source))
+    return load_checkpoint(source, device=device)
 
 
 def load_model(checkpoint: str | Path, *, ema: bool = True, device: str = "auto",
                pretrained: bool | None = None, precision: str | None = None,
                compile: bool | None = None) -> LoadedModel:
-    """Load a trained denoiser (EMA weights by default) from a checkpoint or run directory, or a shipped model by
-    name (e.g. ``"moving-mnist"``, see :mod:`videodiff.pretrained`; shipped models carry EMA weights only).
+    """Load a trained denoiser (EMA weights by default) from a checkpoint or run directory, a folder written by
+    ``VideoPipeline.save_pretrained``, or a shipped model by name (e.g. ``"moving-mnist"``, see
+    :mod:`videodiff.pretrained`; shipped and saved models carry EMA weights only).
     ``pretrained``: True forces a shipped name, False a path; None decides (an existing path wins).
     ``precision`` (``auto | fp32 | bf16``, :mod:`videodiff.precision`; None: the run's ``sample.precision``,
     ``auto`` unless the run set it): the network runs under bf16 autocast where it resolves to bf16 (``auto``: where
     the device has native bf16); ``compile`` (None: the run's ``sample.compile``): ``torch.compile`` the U-Net."""
-    from .pretrained import is_model_name, load_pretrained
-
     dev = pick_device(device)
     if precision is not None:
         resolve_precision(precision, dev)  # validates the name before any loading
-    if pretrained or (pretrained is None and is_model_name(checkpoint)):
-        if not ema:
-            raise ValueError(f"shipped model {checkpoint!r} has EMA weights only; drop --no-ema")
-        ckpt = load_pretrained(str(checkpoint), dev)
-    else:
-        ckpt = load_checkpoint(checkpoint, device=dev)
+    ckpt = load_weights(checkpoint, device=dev, pretrained=pretrained)
+    if not ema and "model" not in ckpt:
+        raise ValueError(f"{checkpoint} has EMA weights only (a shipped or saved model); drop --no-ema")
     cfg = config_from_dict(ExperimentConfig, ckpt["config"])
-    net = build_model(cfg).to(dev)
-    net.load_state_dict(ckpt["ema" if ema else "model"])
+    return model_from_state(cfg, ckpt["ema" if ema else "model"], dev, step=ckpt["step"], path=ckpt["path"],
+                            meta=ckpt.get("meta", {}), precision=precision, compile=compile)
+
+
+def model_from_state(cfg: ExperimentConfig, state: dict, device: torch.device, *, step: int, path, meta: dict,
+                     precision: str | None = None, compile: bool | None = None) -> LoadedModel:
+    """The network of ``cfg`` with weights ``state``, frozen, as a :class:`Denoiser` in ``precision`` (None: the
+    run's ``sample.precision``) on ``device``; ``compile`` None: the run's ``sample.compile``."""
+    net = build_model(cfg).to(device)
+    net.load_state_dict(state)
     net.eval().requires_grad_(False)
     # auto: measured for this network and a batch of 2 clips (a guided prompt) on CPUs with native bf16
     shape = (2, cfg.data.channels, cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size)
-    dtype = resolve_for_network(precision or cfg.sample.precision, net, shape, dev)
+    dtype = resolve_for_network(precision or cfg.sample.precision, net, shape, device)
     prepare_network(net, dtype)
     if cfg.sample.compile if compile is None else compile:
         compile_network(net)
     den = Denoiser(net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x, autocast_dtype=dtype)
-    return LoadedModel(den, cfg, ckpt["step"], ckpt["path"], precision_name(dtype), ckpt.get("meta", {}))
+    return LoadedModel(den, cfg, step, Path(path), precision_name(dtype), meta, precision)
 
 
 def denoiser_device(denoiser) -> torch.device:

@@ -1,6 +1,7 @@
-"""Sampling API over trained models: sample videos reproducibly (optionally text-conditioned, with classifier-free
-guidance) and extend them from a prompt. Building and loading models lives in :mod:`videodiff.models` (its names are
-re-exported here, where they used to live)."""
+"""Sampling functions over trained models: videos drawn reproducibly, optionally text-conditioned with
+classifier-free guidance (eq. 5). :class:`videodiff.VideoPipeline` (:mod:`videodiff.video_pipeline`) is the API for
+every task on top of them; the trainer's previews and the evaluation use these directly. Building and loading
+models lives in :mod:`videodiff.models` (its names are re-exported here, where they used to live)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from .config import ExperimentConfig
 from .denoiser import Denoiser
 from .models import LoadedModel, build_model, denoiser_device, load_model, pick_device
 from .sampling import resolve_options, sample
-from .sampling.registry import pop_options
+from .sampling.registry import check_options
+from .sampling.common import loose_keywords_error
 
-__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "denoiser_device", "sample_videos", "sample_seed", "text_condition",
-           "sample_from_prompts", "prompt_denoiser", "extend_from_prompt"]
+__all__ = ["pick_device", "build_model", "LoadedModel", "load_model", "denoiser_device", "sample_videos", "sample_seed",
+           "text_condition", "sample_from_prompts"]
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -34,16 +36,21 @@ def sample_videos(
     num_frames: int | None = None,
     progress: bool = False,
     per_video: dict[str, torch.Tensor] | None = None,
-    **kwargs,
+    options: dict | None = None,
+    extra_args: dict | None = None,
+    callback=None,
+    **loose,
 ) -> torch.Tensor:
     """Draw ``num`` videos ``(num, C, F, H, W)`` in [-1, 1], reproducibly: video ``i`` depends only on ``seed`` and
     ``i`` (one generator per video, :func:`sample_seed`), not on ``num`` or ``batch_size``.
 
-    Sampler settings default to ``cfg.sample``; ``kwargs`` are the sampler's options (e.g. ``gamma``), run
-    arguments (``callback``) and the denoiser's arguments (e.g. ``cond``), told apart by the sampler registry.
-    ``per_video`` holds denoiser arguments with a leading axis of ``num`` (e.g. ``text_emb``, ``text_mask``), split
-    with the batches.
+    Sampler settings default to ``cfg.sample``; ``options`` are the sampler's own (``{"gamma": 0.3}``, over
+    ``cfg.sample``), ``extra_args`` the denoiser's shared by every video (``{"cond": c}``); ``per_video`` holds
+    denoiser arguments with a leading axis of ``num`` (e.g. ``text_emb``, ``text_mask``), split with the batches.
+    Any other keyword is a TypeError that says where it goes.
     """
+    if loose:
+        raise TypeError(loose_keywords_error("sample_videos()", loose))
     device = denoiser_device(denoiser)
     per_video = per_video or {}
     for key, value in per_video.items():
@@ -51,7 +58,7 @@ def sample_videos(
             raise ValueError(f"per_video[{key!r}] has {value.shape[0]} entries for {num} videos")
     sc = cfg.sample
     sampler = sampler or sc.sampler
-    options = resolve_options(sampler, sc, **pop_options(sampler, kwargs))  # the rest: run and denoiser arguments
+    options = resolve_options(sampler, sc, **check_options(sampler, options))
     if num < 1 or batch_size < 1:
         raise ValueError(f"need num >= 1 and batch_size >= 1 videos, got num={num}, batch_size={batch_size}")
     if (steps is not None and steps < 1) or (num_frames is not None and num_frames < 1):
@@ -65,7 +72,7 @@ def sample_videos(
         part = {k: v[start : start + n].to(device) for k, v in per_video.items()}
         x = sample(denoiser, (n, *shape), cfg.diffusion.schedule, steps=sc.steps if steps is None else steps,
                    sampler=sampler, generator=gen, device=device, progress=progress, options=options,
-                   extra_args=part, **kwargs)
+                   extra_args={**(extra_args or {}), **part}, callback=callback)
         out.append(x.float().cpu())
     return torch.cat(out).clamp(-1.0, 1.0)
 
@@ -101,60 +108,3 @@ def sample_from_prompts(
     cond = {k: v.repeat_interleave(num_per_prompt, dim=0) for k, v in cond.items()}
     den = ClassifierFreeGuidance(denoiser, guidance) if guidance != 0 else denoiser
     return sample_videos(den, cfg, len(prompts) * num_per_prompt, per_video=cond, **kwargs)
-
-
-def prompt_denoiser(denoiser: Denoiser, cfg: ExperimentConfig, prompt: str | None, num: int, guidance: float,
-                    *, cache=None) -> tuple:
-    """``(denoiser, denoiser keywords)`` for ``num`` videos conditioned on one ``prompt``: its embedding repeated
-    ``num`` times, on the denoiser's device, and classifier-free guidance (eq. 5) of weight ``guidance`` when it is
-    not 0. ``prompt=None``: the denoiser itself and no keywords (the model's unconditional c = 0)."""
-    from .sampling.guidance import ClassifierFreeGuidance
-
-    if prompt is None:
-        return denoiser, {}
-    device = denoiser_device(denoiser)
-    text = {k: v.expand(num, *v.shape[1:]).to(device) for k, v in text_condition(cfg, [prompt], cache=cache).items()}
-    return (ClassifierFreeGuidance(denoiser, guidance) if guidance != 0 else denoiser), text
-
-
-def extend_from_prompt(
-    denoiser: Denoiser,
-    cfg: ExperimentConfig,
-    video: torch.Tensor,
-    prompt: str | None,
-    *,
-    total_frames: int,
-    method: str = "gradient",
-    guidance: float = 0.0,
-    context: int | None = None,
-    seed: int = 0,
-    steps: int | None = None,
-    sampler: str | None = None,
-    cache=None,
-    progress: bool = False,
-    **kwargs,
-) -> torch.Tensor:
-    """Extend ``video`` ``(B, C, L, H, W)`` to ``total_frames`` frames autoregressively (Sec. 3.1, 4.4), every block
-    conditioned on the last ``context`` frames (default half a block) by ``method`` (``"gradient"``, eq. 6, clamped
-    to [-1, 1] when the model clips x_hat; or ``"replacement"``) and on ``prompt`` with classifier-free guidance of
-    weight ``guidance`` (eq. 5; ``prompt=None``: the model's unconditional c = 0). One generator seeded with ``seed``
-    drives every block, so two methods called with the same seed share their noise. Sampler settings default to
-    ``cfg.sample``; ``kwargs`` go to :func:`videodiff.conditional.extend` (``w_r``, ``variant``, ...). Returns float
-    ``(B, C, total_frames, H, W)`` on the CPU; its first ``L`` frames are ``video``."""
-    from .conditional import extend
-
-    device = denoiser_device(denoiser)
-    sc = cfg.sample
-    sampler = sampler or sc.sampler
-    if prompt is None and guidance != 0:
-        raise ValueError("guidance needs a prompt (guidance strengthens a text condition)")
-    den, text = prompt_denoiser(denoiser, cfg, prompt, video.shape[0], guidance, cache=cache)
-    if method == "gradient" and sc.clip_x:
-        kwargs.setdefault("guidance_clip", (-1.0, 1.0))
-    options = resolve_options(sampler, sc, **pop_options(sampler, kwargs))
-    gen = torch.Generator(device=device).manual_seed(seed)
-    out = extend(den, cfg.diffusion.schedule, total_frames=total_frames, block_frames=cfg.data.num_frames,
-                 context=context, video=video.to(device), method=method, generator=gen, progress=progress,
-                 steps=sc.steps if steps is None else steps, sampler=sampler,
-                 **options, **text, **kwargs)
-    return out.float().cpu()

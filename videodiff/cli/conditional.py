@@ -1,5 +1,5 @@
 """Command line for conditional generation (paper Sec. 3.1, 4.4, Fig. 2): ``videodiff extend | interpolate |
-upsample | cascade``. Thin: read inputs, load models, call :mod:`videodiff.conditional`, write videos.
+upsample | cascade``. Thin: read inputs, load the model, call :class:`videodiff.VideoPipeline`, write videos.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from .options import add_model_args, add_precision_args, add_sampler_args, check_counts, check_out, fps_option, load_model_arg
-from .conditional_io import (check_input, check_text_flags, device_of, read_input, seeded_generator,
-                                     sampling_options, text_denoiser, write)
+from .conditional_io import check_input, check_text_flags, read_input, task_kwargs, write
+from .options import (add_model_args, add_precision_args, add_sampler_args, check_counts, check_out, fps_option,
+                      load_pipeline_arg)
 
 __all__ = ["add_subcommands"]
 
@@ -151,60 +151,43 @@ def add_subcommands(sub) -> None:
 
 
 def _cmd_extend(args) -> int:
-    from ..conditional import align_frames, extend
+    from ..conditional import align_frames
 
     check_out(args.out)
     check_counts(args, frames=1, context=0, given=1, from_samples=1, steps=1, fps=1)
     check_input(args.input)
     check_text_flags(args)
-    loaded = load_model_arg(args)
-    cfg, dev = loaded.config, device_of(loaded)
+    pipe = load_pipeline_arg(args)
+    cfg = pipe.config
     f_model = cfg.data.num_frames
     context = f_model // 2 if args.context is None else args.context
     if not 0 <= context < f_model:
         raise ValueError(f"--context must be in [0, {f_model}) for this {f_model}-frame model, got {context}")
-    if args.frames < 1:
-        raise ValueError(f"--frames must be >= 1, got {args.frames}")
-    opts = sampling_options(args, cfg, "extend")
-    truth = None
+    kw = task_kwargs(args, pipe, "extend")
+    truth, video, given = None, None, 0
     if args.input is not None:
         given = context if args.given is None else args.given
-        if given < 1:
-            raise ValueError(f"--given must be >= 1, got {given}")
         video = read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size,
-                            step=cfg.data.frameskip, max_frames=args.frames)
+                           step=cfg.data.frameskip, max_frames=args.frames)
         truth = video if video.shape[2] > given else None  # the real continuation, for --compare
-        video, start = video[:, :, :given], dict(video=video[:, :, :given].to(dev))
+        video = video[:, :, :given]
         if video.shape[2] < given:
             print(f"note: {args.input} has only {video.shape[2]} frames at frameskip {cfg.data.frameskip}; "
                   f"conditioning on those", file=sys.stderr)
         given = video.shape[2]
-    else:
-        if args.from_samples < 1:
-            raise ValueError(f"--from-samples must be >= 1, got {args.from_samples}")
-        given = 0
-        start = dict(num_videos=args.from_samples, frame_shape=(cfg.data.channels, cfg.data.image_size,
-                                                                 cfg.data.image_size), device=dev)
-    num = start["video"].shape[0] if "video" in start else start["num_videos"]
-    den, text = text_denoiser(loaded, args.prompt, num, args.guidance)
     t0 = time.perf_counter()
-    out = extend(den, cfg.diffusion.schedule, total_frames=args.frames, block_frames=f_model,
-                 context=context, method=args.method, variant=args.variant,
-                 generator=seeded_generator(args.seed, dev),
-                 **start, **text, **opts).float().cpu()
+    out = pipe.extend(video, frames=args.frames, num=args.from_samples, context=context, **kw)
     dt = time.perf_counter() - t0
     known = [i < given for i in range(args.frames)]
-    rows, marks = None, None
+    rows, marks = [out], [[i < f_model for i in range(args.frames)]]
     if given:
         rows, marks = [align_frames(video, range(given), args.frames), out], [known, known]
         if truth is not None:
             rows.append(align_frames(truth, range(truth.shape[2]), args.frames))
             marks.append(known)
-    else:
-        rows, marks = [out], [[i < f_model for i in range(args.frames)]]
     write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
     print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}"
-          f"{_caption(args)}) with {loaded.path} in {dt:.1f} s -> {args.out}")
+          f"{_caption(args)}) with {pipe.model.path} in {dt:.1f} s ({pipe.precision}) -> {args.out}")
     return 0
 
 
@@ -213,142 +196,110 @@ def _caption(args) -> str:
 
 
 def _cmd_interpolate(args) -> int:
-    from ..conditional import align_frames, interpolate
+    from ..conditional import align_frames
 
     check_out(args.out)
     check_counts(args, factor=1, max_frames=1, steps=1, fps=1)
     check_input(args.input)
     check_text_flags(args)
-    loaded = load_model_arg(args)
-    cfg, dev = loaded.config, device_of(loaded)
-    opts = sampling_options(args, cfg, "interpolate")
+    pipe = load_pipeline_arg(args)
+    cfg = pipe.config
+    kw = task_kwargs(args, pipe, "interpolate")
     step = cfg.data.frameskip if args.subsample else 1
     video = read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size, step=step,
-                        max_frames=args.max_frames)
+                       max_frames=args.max_frames)
     truth = None
     if args.subsample:
         n = (video.shape[2] - 1) // args.factor * args.factor + 1
         truth, video = video[:, :, :n], video[:, :, :n:args.factor]
     if video.shape[2] < 2:
         raise ValueError(f"--input {args.input}: need at least 2 key frames to interpolate, got {video.shape[2]}")
-    den, text = text_denoiser(loaded, args.prompt, video.shape[0], args.guidance)
     t0 = time.perf_counter()
-    out = interpolate(den, cfg.diffusion.schedule, video.to(dev), args.factor, block_frames=cfg.data.num_frames,
-                      method=args.method, variant=args.variant, generator=seeded_generator(args.seed, dev), **text,
-                      **opts).float().cpu()
+    out = pipe.interpolate(video, args.factor, **kw)
     dt = time.perf_counter() - t0
     total = out.shape[2]
-    keys = range(0, total, args.factor)
     known = [i % args.factor == 0 for i in range(total)]
-    rows, marks = [align_frames(video, keys, total), out], [known, known]
+    rows, marks = [align_frames(video, range(0, total, args.factor), total), out], [known, known]
     if truth is not None:
         rows.append(truth)
         marks.append(known)
     write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
-    print(f"interpolated {video.shape[2]} -> {total} frames (x{args.factor}, {args.method}, {opts['sampler']} "
-          f"{opts['steps']} steps{_caption(args)}) in {dt:.1f} s -> {args.out}")
+    s = pipe.settings("interpolate", sampler=args.sampler, steps=args.steps)
+    print(f"interpolated {video.shape[2]} -> {total} frames (x{args.factor}, {args.method}, {s['sampler']} "
+          f"{s['steps']} steps{_caption(args)}) in {dt:.1f} s ({pipe.precision}) -> {args.out}")
     return 0
 
 
 def _cmd_upsample(args) -> int:
-    from ..conditional import align_frames, upsample
+    from ..conditional import align_frames
 
     check_out(args.out)
     check_counts(args, low_size=1, max_frames=1, context=0, steps=1, fps=1)
     check_input(args.input)
     check_text_flags(args)
-    loaded = load_model_arg(args)
-    cfg, dev = loaded.config, device_of(loaded)
-    opts = sampling_options(args, cfg, "upsample")
-    if args.method == "replacement" and opts["down_mode"] != "area":
-        raise ValueError("--method replacement replaces the low frequencies through area downsampling: "
-                         "use --down area")
+    pipe = load_pipeline_arg(args)
+    cfg = pipe.config
+    kw = task_kwargs(args, pipe, "upsample")
     size = cfg.data.image_size
     video = read_input(args.input, channels=cfg.data.channels, size=args.low_size, max_frames=args.max_frames)
     low = video.shape[-1]
     if low >= size:
         raise ValueError(f"--input {args.input} is {low}x{low}, not below the model's {size}x{size}; "
                          f"pass --low-size to downsample it first")
-    if opts["down_mode"] == "area" and size % low:
-        raise ValueError(f"--down area needs an integer factor: {size} is not a multiple of the input's {low}; "
-                         f"use --down bilinear or --low-size {size // 2}")
-    den, text = text_denoiser(loaded, args.prompt, video.shape[0], args.guidance)
     t0 = time.perf_counter()
-    out = upsample(den, cfg.diffusion.schedule, video.to(dev), size=size, block_frames=cfg.data.num_frames,
-                   context=args.context, method=args.method, variant=args.variant,
-                   generator=seeded_generator(args.seed, dev), **text, **opts).float().cpu()
+    out = pipe.upsample(video, context=args.context, **kw)
     dt = time.perf_counter() - t0
     f = out.shape[2]
     rows, marks = [align_frames(video, range(f), f, size=size), out], [[True] * f, [False] * f]
     write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
+    s = pipe.settings("upsample", sampler=args.sampler, steps=args.steps, down=args.down)
     method = "eq. 7" if args.method == "gradient" else "low-frequency replacement"
-    print(f"upsampled {f} frames {low}->{size} ({method}, {opts['down_mode']}, {opts['sampler']} {opts['steps']} "
-          f"steps{_caption(args)}) in {dt:.1f} s -> {args.out}")
+    print(f"upsampled {f} frames {low}->{size} ({method}, {s['down_mode']}, {s['sampler']} {s['steps']} "
+          f"steps{_caption(args)}) in {dt:.1f} s ({pipe.precision}) -> {args.out}")
     return 0
 
 
 def _cmd_cascade(args) -> int:
-    from ..conditional import align_frames, cascade
-    from ..data.transforms import to_channels
-    from ..pipeline import load_model, sample_from_prompts, sample_videos
+    from ..conditional import align_frames
+    from ..video_pipeline import VideoPipeline
 
     check_out(args.out)
     check_counts(args, num=1, factor=1, context=0, low_steps=1, steps=1, fps=1)
     check_input(args.input)
     check_text_flags(args)
-    kw = dict(ema=not args.no_ema, device=args.device, precision=args.precision, compile=args.compile)
-    low = None
+    load = dict(ema=not args.no_ema, device=args.device, precision=args.precision, compile=args.compile)
+    if args.input is None and args.low is None:
+        raise ValueError("cascade needs --model (a low-resolution model to sample from) or --input")
     if args.input is None:
-        if args.low is None:
-            raise ValueError("cascade needs --model (a low-resolution model to sample from) or --input")
-        low = load_model(args.low, **kw)
-    high_name = args.high or (low.meta.get("cascade_high") if low is not None else None)
-    if high_name is None:
-        raise ValueError("cascade needs --high (the high-resolution model); only a shipped low model names its own")
-    high = load_model(high_name, **kw)
-    hcfg, dev = high.config, device_of(high)
-    size = hcfg.data.image_size
-    opts = sampling_options(args, hcfg, "cascade")
-    if args.input is not None:
-        video = read_input(args.input, channels=hcfg.data.channels, size=None)
-        low_fs = None
+        pipe = VideoPipeline.from_pretrained(args.low, **load)
+        if args.high is None and "cascade_high" not in pipe.model.meta:
+            raise ValueError("cascade needs --high (the high-resolution model); only a shipped low model names "
+                             "its own")
+        high = VideoPipeline.from_pretrained(args.high or pipe.model.meta["cascade_high"], **load)
+        video = None
     else:
-        lcfg = low.config
-        common = dict(steps=args.low_steps, seed=args.seed, progress=True)
-        if args.prompt is not None:
-            w = lcfg.sample.guidance if args.guidance is None else args.guidance
-            video = sample_from_prompts(low.denoiser, lcfg, [args.prompt], args.num, guidance=w, **common)
-        else:
-            video = sample_videos(low.denoiser, lcfg, args.num, **common)
-        b, c, f, h, w_ = video.shape
-        video = to_channels(video.transpose(1, 2).flatten(0, 1), hcfg.data.channels)
-        video = video.reshape(b, f, -1, h, w_).transpose(1, 2)
-        low_fs = lcfg.data.frameskip
-    factor = args.factor
-    if factor is None:
-        if low_fs is None:
+        if args.high is None:
+            raise ValueError("cascade with --input needs --high (the high-resolution model)")
+        pipe = high = VideoPipeline.from_pretrained(args.high, **load)
+        video = read_input(args.input, channels=high.config.data.channels, size=None)
+        if args.factor is None:
             raise ValueError("--factor is required with --input (the input's frameskip is unknown)")
-        if low_fs % hcfg.data.frameskip:
-            raise ValueError(f"low frameskip {low_fs} is not a multiple of the high model's {hcfg.data.frameskip}; "
-                             f"pass --factor")
-        factor = low_fs // hcfg.data.frameskip
-    lsize = video.shape[-1]
-    if lsize > size:
-        raise ValueError(f"low-resolution frames ({lsize}) are larger than the high model's {size}")
-    den, text = text_denoiser(high, args.prompt, video.shape[0], args.high_guidance)
+    kw = task_kwargs(args, high, "cascade")
+    del kw["prompt"], kw["guidance"]
     t0 = time.perf_counter()
-    out = cascade(den, hcfg.diffusion.schedule, video.to(dev), size=size, factor=factor,
-                  block_frames=hcfg.data.num_frames, context=args.context, variant=args.variant,
-                  generator=seeded_generator(args.seed + 1, dev), **text, **opts).float().cpu()
+    out, low = pipe.cascade(args.prompt, high=high, video=video, num=args.num, guidance=args.guidance,
+                            high_guidance=args.high_guidance, factor=args.factor, low_steps=args.low_steps,
+                            context=args.context, **kw)
     dt = time.perf_counter() - t0
-    total = out.shape[2]
+    total, size = out.shape[2], high.config.data.image_size
+    factor = max((total - 1) // max(low.shape[2] - 1, 1), 1)
     known = [i % factor == 0 for i in range(total)]
-    rows, marks = [align_frames(video, range(0, total, factor), total, size=size), out], [known, [False] * total]
-    write(args, out, fps=fps_option(args, hcfg), compare_rows=rows, compare_known=marks)
+    rows, marks = [align_frames(low, range(0, total, factor), total, size=size), out], [known, [False] * total]
+    write(args, out, fps=fps_option(args, high.config), compare_rows=rows, compare_known=marks)
     if args.save_tensor:
-        _save_low(video, args.out)
-    print(f"cascade: {video.shape[2]} frames {lsize}px -> {total} frames {size}px (x{factor} in time, "
-          f"{high.path}{_caption(args)}) in {dt:.1f} s -> {args.out}")
+        _save_low(low, args.out)
+    print(f"cascade: {low.shape[2]} frames {low.shape[-1]}px -> {total} frames {size}px (x{factor} in time, "
+          f"{high.model.path}{_caption(args)}) in {dt:.1f} s ({high.precision}) -> {args.out}")
     return 0
 
 

@@ -1,6 +1,5 @@
-"""Shared pieces of the conditional commands (:mod:`videodiff.cli.conditional`): reading ``--input``, the
-sampling keywords of a task from its flags and :data:`videodiff.conditional.TASK_DEFAULTS`, the prompt condition,
-and writing the output (grid, ``--compare`` grid, ``--save-tensor``)."""
+"""Shared pieces of the conditional commands (:mod:`videodiff.cli.conditional`): reading ``--input``, a task's
+pipeline keywords from its flags, and writing the output (grid, ``--compare`` grid, ``--save-tensor``)."""
 
 from __future__ import annotations
 
@@ -8,8 +7,7 @@ from pathlib import Path
 
 from .options import check_sampler_flags, sampler_flag_values
 
-__all__ = ["check_input", "read_input", "sampling_options", "check_text_flags", "text_denoiser", "seeded_generator",
-           "write", "device_of", "sampling_overrides"]
+__all__ = ["check_input", "read_input", "task_kwargs", "check_text_flags", "write"]
 
 
 def check_input(path: Path | None) -> None:
@@ -49,44 +47,23 @@ def read_input(path: Path, *, channels: int, size: int | None, step: int = 1, ma
     return frames_to_clip(frames, size or side, channels)[None]  # (1, C, F, S, S)
 
 
-def sampling_options(args, cfg, task: str) -> dict:
-    """The library call's sampling keywords: the flags given, else :data:`videodiff.conditional.TASK_DEFAULTS`."""
-    from ..conditional import task_options
-
-    return task_options(task, cfg.sample, **sampling_overrides(args, cfg, task))
-
-
-def sampling_overrides(args, cfg, task: str) -> dict:
-    """The sampling flags given (None: the task default), checked against the sampler they apply to: the
-    ``overrides`` of :func:`videodiff.conditional.task_options`."""
-    from ..conditional import TASK_DEFAULTS
-
-    check_sampler_flags(args, args.sampler or TASK_DEFAULTS[task].resolve(cfg.sample).sampler)
-    over = dict(sampler=args.sampler, steps=args.steps, w_r=args.w_r, clamp=False if args.no_clamp else None,
-                **sampler_flag_values(args))
+def task_kwargs(args, pipe, task: str) -> dict:
+    """The keyword arguments of ``pipe.<task>(...)`` from the flags given (None: the pipeline's defaults, which
+    live in :meth:`videodiff.VideoPipeline.settings`); a sampler's flag with another sampler is refused."""
+    check_sampler_flags(args, pipe.settings(task, sampler=args.sampler)["sampler"])
+    kw = dict(prompt=args.prompt, guidance=args.guidance, variant=args.variant, w_r=args.w_r,
+              clamp=False if args.no_clamp else None, steps=args.steps, sampler=args.sampler,
+              options=sampler_flag_values(args) or None, seed=args.seed, progress=True)
+    if hasattr(args, "method"):
+        kw["method"] = args.method
     if hasattr(args, "down"):
-        over.update(down=args.down, w_r_low=args.w_r_low)
-    return over
+        kw.update(down=args.down, w_r_low=args.w_r_low)
+    return kw
 
 
 def check_text_flags(args) -> None:
     if args.guidance is not None and args.prompt is None:
         raise ValueError("--guidance needs --prompt (guidance strengthens a text condition)")
-
-
-def text_denoiser(loaded, prompt: str | None, num: int, guidance: float | None):
-    """``(denoiser, denoiser keywords)`` for ``prompt`` and ``num`` videos (:func:`videodiff.pipeline.prompt_denoiser`);
-    guidance weight ``None``: the run's ``sample.guidance``."""
-    from ..pipeline import prompt_denoiser
-
-    cfg = loaded.config
-    return prompt_denoiser(loaded.denoiser, cfg, prompt, num, cfg.sample.guidance if guidance is None else guidance)
-
-
-def seeded_generator(seed: int, device):
-    import torch
-
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 def write(args, videos, *, fps: int, compare_rows=None, compare_known=None) -> None:
@@ -102,7 +79,3 @@ def write(args, videos, *, fps: int, compare_rows=None, compare_known=None) -> N
         save_video_grid(videos, args.out, fps=fps)
     if args.save_tensor:
         torch.save(videos, args.out.with_suffix(".pt"))
-
-
-def device_of(loaded):
-    return next(loaded.denoiser.parameters()).device

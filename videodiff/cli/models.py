@@ -23,7 +23,8 @@ def _cmd_demo(args) -> int:
                      weights=tuple(args.weights or defaults.weights), sampler=args.sampler, steps=args.steps,
                      extend_frames=args.frames, seed=args.seed, device=args.device,
                      precision=args.precision or defaults.precision, compile=bool(args.compile),
-                     tasks=not args.no_tasks, task_steps=args.task_steps)
+                     tasks=not args.no_tasks, task_steps=args.task_steps,
+                     predict_model=None if args.no_predict else defaults.predict_model)
     if cfg.extend_frames < 1 or cfg.steps < 1 or (cfg.task_steps is not None and cfg.task_steps < 1):
         raise ValueError("--frames, --steps and --task-steps must be >= 1")
     t0 = time.perf_counter()
@@ -61,6 +62,13 @@ def _cmd_export(args) -> int:
             raise ValueError(f"--meta {args.meta}: cannot read a JSON object ({e})") from e
         if not isinstance(extra, dict):
             raise ValueError(f"--meta {args.meta}: expected a JSON object")
+    if args.adapter:
+        from ..finetune import export_adapter
+
+        weights = export_adapter(args.checkpoint, Path(args.out) / args.name)
+        print(f"exported the LoRA adapter of {args.checkpoint}: {weights} ({weights.stat().st_size / 1e3:.0f} kB), "
+              f"{weights.with_suffix('.json')}")
+        return 0
     weights, meta = export_model(args.checkpoint, args.name, args.out, extra=extra)
     print(f"exported {args.checkpoint} as {args.name!r}: {weights} ({weights.stat().st_size / 1e6:.1f} MB), {meta}")
     return 0
@@ -79,9 +87,11 @@ def add_subcommands(sub) -> None:
     p.add_argument("--steps", type=int, default=20, help="sampling steps per block (default 20)")
     p.add_argument("--frames", type=int, default=64, help="length of the extended video (default 64)")
     p.add_argument("--task-steps", type=int, default=None,
-                   help="sampling steps of the super-resolution and interpolation rows (default: those commands' "
-                        "defaults)")
+                   help="sampling steps of the super-resolution, interpolation and prediction rows (default: "
+                        "those commands' defaults)")
     p.add_argument("--no-tasks", action="store_true", help="leave out the super-resolution and interpolation rows")
+    p.add_argument("--no-predict", action="store_true",
+                   help="leave out the 64x64 video-prediction row (the shipped smmnist-64 model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     add_precision_args(p)
@@ -104,4 +114,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--name", required=True, help="model name, e.g. moving-mnist")
     p.add_argument("--out", type=Path, default=MODELS_DIR, help=f"folder (default: the package's {MODELS_DIR.name})")
     p.add_argument("--meta", type=Path, default=None, help="JSON object merged into NAME.json (command, quality)")
+    p.add_argument("--adapter", action="store_true",
+                   help="a LoRA run: write its adapter alone (small; load with VideoPipeline.from_pretrained(base, "
+                        "adapter=...)); without it a LoRA run is written merged into full weights")
     p.set_defaults(func=_cmd_export)

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..precision import PRECISIONS
 
 __all__ = ["add_precision_args", "check_counts", "check_output_path", "fps_option", "check_out", "add_model_args",
-           "load_model_arg", "add_config_args", "add_sampler_args", "sampler_flag_values", "check_sampler_flags"]
+           "load_model_arg", "load_pipeline_arg", "add_config_args", "add_sampler_args", "sampler_flag_values", "check_sampler_flags"]
 
 
 def fps_option(args, cfg) -> int:
@@ -81,6 +81,14 @@ def load_model_arg(args):
     if args.model is not None:
         return load_model(args.model, pretrained=True, **kw)
     return load_model(args.checkpoint, pretrained=False, **kw)
+
+
+def load_pipeline_arg(args):
+    """:class:`videodiff.VideoPipeline` of the model named by :func:`add_model_args`' options, as
+    :func:`load_model_arg` loads it."""
+    from ..video_pipeline import VideoPipeline
+
+    return VideoPipeline(load_model_arg(args), source=args.model or args.checkpoint)
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:

@@ -1,14 +1,14 @@
 """Command line for video prediction (paper Sec. 3.1, 4.4): ``videodiff predict``. Thin: read the input, load the
-model, call :func:`videodiff.prediction.predict_videos`, write the videos (and the tensor)."""
+model, call :meth:`videodiff.VideoPipeline.predict`, write the videos (and the tensor)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from .conditional import _add_method_args, _add_sampling_args
-from .conditional_io import check_input, read_input, sampling_options, sampling_overrides
-from .options import add_model_args, check_counts, check_out, fps_option, load_model_arg
+from .conditional import _add_method_args, _add_sampling_args, _add_text_args
+from .conditional_io import check_input, check_text_flags, read_input, task_kwargs
+from .options import add_model_args, check_counts, check_out, fps_option, load_pipeline_arg
 
 __all__ = ["add_subcommands"]
 
@@ -30,6 +30,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--context", type=int, default=None,
                    help="frames each block conditions on (default: all given frames the window holds, C or F-1)")
     p.add_argument("--batch-size", type=int, default=16, help="continuations sampled at once (default 16)")
+    _add_text_args(p, "every continuation")
     _add_method_args(p, "predict")
     _add_sampling_args(p, "predict")
     p.add_argument("--out", required=True, type=Path, help="output .mp4, .gif or .png (frame strip)")
@@ -46,30 +47,29 @@ def _cmd_predict(args) -> int:
 
     from ..conditional import comparison_grid
     from ..io import save_video_grid, write_video
-    from ..prediction import predict_videos
 
     check_out(args.out)
     check_counts(args, given=1, frames=2, samples=1, context=0, batch_size=1, steps=1, fps=1)
     if args.frames <= args.given:
         raise ValueError(f"--frames ({args.frames}) must exceed --given ({args.given}): nothing to predict")
     check_input(args.input)
-    loaded = load_model_arg(args)
-    cfg = loaded.config
+    check_text_flags(args)
+    pipe = load_pipeline_arg(args)
+    cfg = pipe.config
     f_model = cfg.data.num_frames
     if args.context is not None and not 0 <= args.context < f_model:
         raise ValueError(f"--context must be in [0, {f_model}) for this {f_model}-frame model, got {args.context}")
-    opts = sampling_options(args, cfg, "predict")  # what the task will use, for the report line
-    over = sampling_overrides(args, cfg, "predict")
+    kw = task_kwargs(args, pipe, "predict")
     video = read_input(args.input, channels=cfg.data.channels, size=cfg.data.image_size, step=cfg.data.frameskip,
                        max_frames=args.frames)
     if video.shape[2] < args.given:
         raise ValueError(f"--input {args.input}: {video.shape[2]} frames at the model's frameskip "
                          f"{cfg.data.frameskip}, fewer than --given {args.given}")
     t0 = time.perf_counter()
-    out = predict_videos(loaded.denoiser, cfg, video, given=args.given, total_frames=args.frames,
-                         samples=args.samples, method=args.method, variant=args.variant, context=args.context,
-                         seed=args.seed, batch_size=args.batch_size, progress=True, **over)  # (B, K, C, T, H, W)
+    out = pipe.predict(video[:, :, : args.given], given=args.given, frames=args.frames, samples=args.samples,
+                       context=args.context, batch_size=args.batch_size, **kw)  # (B, K, C, T, H, W)
     dt = time.perf_counter() - t0
+    s = pipe.settings("predict", sampler=args.sampler, steps=args.steps)
     b, k = out.shape[:2]
     fps = fps_option(args, cfg)
     if args.compare:  # one grid row per input: ground truth (where the input has it), then the K samples
@@ -86,6 +86,6 @@ def _cmd_predict(args) -> int:
     if args.save_tensor:
         torch.save(out, args.out.with_suffix(".pt"))
     print(f"predicted {b} x {k} continuations, {args.given} -> {args.frames} frames ({args.method}, "
-          f"{opts['sampler']} {opts['steps']} steps, {loaded.config.data.num_frames}-frame model) in {dt:.1f} s "
-          f"-> {args.out}")
+          f"{s['sampler']} {s['steps']} steps, {f_model}-frame model) with {pipe.model.path} in {dt:.1f} s "
+          f"({pipe.precision}) -> {args.out}")
     return 0

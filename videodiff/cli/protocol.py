@@ -1,5 +1,5 @@
 """``videodiff eval --protocol NAME``: a published video-prediction protocol (:mod:`videodiff.evaluation.protocols`)
-run on a model. Thin: flags -> :func:`videodiff.prediction.predict_videos` and
+run on a model. Thin: flags -> :meth:`videodiff.VideoPipeline.predict` and
 :func:`videodiff.evaluation.protocol_run.run_protocol`, then the table and the JSON."""
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ def run_protocol_command(args, command: str) -> int:
     from ..evaluation import write_results
     from ..evaluation.protocol_run import format_protocol, run_protocol
     from ..evaluation.protocols import get_protocol
-    from ..models import load_model
-    from ..prediction import predict_videos
+    from ..video_pipeline import VideoPipeline
 
     protocol = get_protocol(args.protocol)
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
@@ -52,9 +51,9 @@ def run_protocol_command(args, command: str) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag} must be >= 1, got {value}")
-    loaded = load_model(args.model or args.checkpoint, pretrained=args.model is not None, device=args.device,
-                        precision=args.precision, compile=args.compile)
-    cfg = loaded.config
+    pipe = VideoPipeline.from_pretrained(args.model or args.checkpoint, device=args.device, precision=args.precision,
+                                         compile=args.compile)
+    cfg = pipe.config
     if cfg.data.image_size != 64 or cfg.data.channels != 1:
         raise ValueError(f"protocol {protocol.name} is 1-channel 64x64; the model makes {cfg.data.channels}-channel "
                          f"{cfg.data.image_size}x{cfg.data.image_size} videos")
@@ -62,16 +61,15 @@ def run_protocol_command(args, command: str) -> int:
     over = {key: v for key, v in dict(steps=args.steps, sampler=args.sampler, w_r=args.w_r).items() if v is not None}
 
     def predict(given: torch.Tensor, method: str) -> torch.Tensor:
-        return predict_videos(loaded.denoiser, cfg, given, given=protocol.given, total_frames=protocol.frames,
-                              samples=k, method=method, seed=args.seed, batch_size=args.batch_size,
-                              progress=not args.no_progress, **over)
+        return pipe.predict(given, given=protocol.given, frames=protocol.frames, samples=k, method=method,
+                            seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress, **over)
 
     kept: dict = {}
     t0 = time.perf_counter()
     results = run_protocol(protocol, predict, methods=methods, videos=args.videos, samples=k, fvd=not args.no_fvd,
                            cache_dir=args.cache_dir, progress=not args.no_progress, keep_predictions=kept)
     results["model"] = {"name": args.model, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-                        "frames": cfg.data.num_frames, "precision": args.precision,
+                        "step": pipe.model.step, "frames": cfg.data.num_frames, "precision": pipe.precision,
                         "sampling": {"seed": args.seed, **over}}
     results["command"] = command
     results["wall_time_s"] = round(time.perf_counter() - t0, 1)

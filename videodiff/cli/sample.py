@@ -1,5 +1,5 @@
 """``videodiff sample``: videos from a trained checkpoint or a shipped model (text-to-video with ``--prompt``, eq. 5
-guidance) into a grid video. Thin: parse, call :mod:`videodiff.pipeline`, write."""
+guidance) into a grid video. Thin: parse, call :meth:`videodiff.VideoPipeline.generate`, write."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from .options import (add_model_args, add_precision_args, add_sampler_args, check_counts, check_out,
-                      check_sampler_flags, fps_option, load_model_arg, sampler_flag_values)
+                      check_sampler_flags, fps_option, load_pipeline_arg, sampler_flag_values)
 
 __all__ = ["add_subcommands"]
 
@@ -15,35 +15,25 @@ __all__ = ["add_subcommands"]
 def _cmd_sample(args) -> int:
     import torch
 
-    from ..io import save_video_grid
-    from ..pipeline import sample_videos
-
     out = Path(args.out)
     check_out(out)
     check_counts(args, num=1, batch_size=1, steps=1, frames=1, fps=1)
     if args.guidance is not None and not args.prompt:
         raise ValueError("--guidance needs at least one --prompt (guidance strengthens a text condition)")
-    loaded = load_model_arg(args)
-    check_sampler_flags(args, args.sampler or loaded.config.sample.sampler)
-    kwargs = sampler_flag_values(args)
-    common = dict(steps=args.steps, sampler=args.sampler, seed=args.seed, batch_size=args.batch_size,
-                  num_frames=args.frames, progress=True, **kwargs)
+    pipe = load_pipeline_arg(args)
+    check_sampler_flags(args, pipe.settings("generate", sampler=args.sampler)["sampler"])
     t0 = time.perf_counter()
-    if args.prompt:  # text-to-video: one grid row of --num videos per prompt
-        from ..pipeline import sample_from_prompts
-
-        w = args.guidance if args.guidance is not None else loaded.config.sample.guidance
-        videos = sample_from_prompts(loaded.denoiser, loaded.config, args.prompt, args.num, guidance=w, **common)
-    else:
-        videos = sample_videos(loaded.denoiser, loaded.config, args.num, **common)
+    videos = pipe.generate(args.prompt or None, num=args.num, num_frames=args.frames, guidance=args.guidance,
+                           steps=args.steps, sampler=args.sampler, options=sampler_flag_values(args) or None,
+                           seed=args.seed, batch_size=args.batch_size, progress=True)  # prompt-major rows
     dt = time.perf_counter() - t0
-    save_video_grid(videos, out, fps=fps_option(args, loaded.config), nrow=args.num if args.prompt else None)
+    pipe.save_video(videos, out, fps=fps_option(args, pipe.config), nrow=args.num if args.prompt else None)
     if args.save_tensor:
         torch.save(videos, out.with_suffix(".pt"))
-    print(f"sampled {len(videos)} videos {tuple(videos.shape[1:])} from {loaded.path} (step {loaded.step}) "
-          f"in {dt:.1f} s ({loaded.precision}) -> {out}")
+    print(f"sampled {len(videos)} videos {tuple(videos.shape[1:])} from {pipe.model.path} (step {pipe.model.step}) "
+          f"in {dt:.1f} s ({pipe.precision}) -> {out}")
     for i, prompt in enumerate(args.prompt or []):
-        print(f"  row {i}: {prompt!r} (guidance w={w:g})")
+        print(f"  row {i}: {prompt!r} (guidance w={pipe.guidance_weight(args.guidance):g})")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``videodiff shards``: write a video folder or caption manifest into WebDataset tar shards (videodiff.data.shards)."""
+"""``videodiff shards``: write a video folder or caption manifest into WebDataset tar shards (videodiff.data.shards);
+``videodiff clips``: write clips of a configured data source as a folder of videos (videodiff.data.export)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ def _cmd_shards(args) -> int:
     return 0
 
 
+def _cmd_clips(args) -> int:
+    from ..config import load_config
+    from ..data.export import write_clips
+
+    cfg = load_config(args.config, args.overrides)
+    paths = write_clips(cfg.data, args.out, args.num, split=args.split, fps=args.fps)
+    captions = " with captions (.txt, captions.csv)" if (args.out / "captions.csv").is_file() else ""
+    print(f"wrote {len(paths)} {cfg.data.kind} {args.split} clips ({cfg.data.num_frames} frames, "
+          f"{cfg.data.image_size}x{cfg.data.image_size}){captions} -> {args.out}")
+    return 0
+
+
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("shards", help="write videos (a folder or a caption manifest) into WebDataset tar shards")
     p.add_argument("--root", type=Path, help="folder of videos (recursively; captions from same-name .txt files), "
@@ -40,3 +53,14 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace shards already in OUTDIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_shards)
+
+    from .options import add_config_args
+
+    p = sub.add_parser("clips", help="write clips of a data source (a config's data group) as a folder of videos "
+                                     "with captions: inputs for eval --real, finetune --data, shards")
+    add_config_args(p)
+    p.add_argument("--split", choices=["train", "test"], default="test", help="which split (default test: held out)")
+    p.add_argument("--num", type=int, default=16, help="clips to write (default 16)")
+    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--out", required=True, type=Path, metavar="OUTDIR", help="folder for clip_XXXX.mp4 (+ .txt)")
+    p.set_defaults(func=_cmd_clips)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .options import add_config_args
 
-__all__ = ["add_subcommands"]
+__all__ = ["add_subcommands", "report"]
 
 
 def _cmd_train(args) -> int:
@@ -28,6 +28,11 @@ def _cmd_train(args) -> int:
         return 0
     t0 = time.perf_counter()
     res = train(cfg, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    return report(cfg, res, t0)
+
+
+def report(cfg, res, t0: float) -> int:
+    """The lines ``train`` and ``finetune`` print at the end of a run."""
     mins = (time.perf_counter() - t0) / 60
     if not res.is_main:  # under torchrun, rank 0 reports
         return 0

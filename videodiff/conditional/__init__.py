@@ -11,7 +11,7 @@
 
 from .blocks import Block, cascade_plan, extension_plan, interpolation_plan, plan_blocks, run_plan
 from .defaults import TASK_DEFAULTS, TaskDefaults, task_options
-from .downsample import DOWNSAMPLE_MODES, Downsample, upsample_nearest
+from .downsample import DOWNSAMPLE_MODES, Downsample, upsample_bicubic, upsample_nearest
 from .extend import extend
 from .predict import default_context, predict
 from .interpolate import interpolate, linear_blend
@@ -25,6 +25,7 @@ from .visualize import align_frames, comparison_grid, frame_strip, mark_frames
 __all__ = [
     "Block", "plan_blocks", "extension_plan", "interpolation_plan", "cascade_plan", "run_plan",
     "TASK_DEFAULTS", "TaskDefaults", "task_options", "Downsample", "DOWNSAMPLE_MODES", "upsample_nearest",
+    "upsample_bicubic",
     "extend", "predict", "default_context", "interpolate", "linear_blend", "upsample", "cascade",
     "as_mask", "blend", "frame_mask",
     "ReconstructionGuidance", "reconstruction_guidance", "ReplacementHook", "LowResReplacementHook", "Hooks", "VARIANTS",

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..denoiser import Denoise
 from .masks import frame_mask
 from .sample import sample_conditional
 
@@ -150,7 +151,7 @@ def cascade_plan(num_low: int, factor: int, block_frames: int, context: int) -> 
 
 
 def run_plan(
-    denoise: Callable[..., Tensor],
+    denoise: Denoise,
     schedule: Callable[[Tensor], Tensor],
     plan: Sequence[Block],
     video: Tensor,

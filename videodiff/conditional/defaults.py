@@ -48,8 +48,8 @@ def task_options(task: str, sample_cfg, **overrides) -> dict:
     """Keyword arguments of :func:`~videodiff.conditional.extend` / ``interpolate`` / ``upsample`` / ``cascade`` for
     ``task``: :data:`TASK_DEFAULTS` resolved against a model's ``SampleConfig``, with ``overrides`` (``None`` values
     ignored; keys: the fields of :class:`TaskDefaults` and any registered sampler option, e.g. ``eta``). Returns
-    ``steps``, ``sampler`` and that sampler's own options, ``w_r``, ``guidance_clip`` and, for ``upsample``/``cascade``, ``down_mode`` and
-    ``w_r_low``."""
+    ``steps``, ``sampler``, ``options`` (that sampler's own, e.g. ``{"gamma": 0.0}``), ``w_r``, ``guidance_clip`` and,
+    for ``upsample``/``cascade``, ``down_mode`` and ``w_r_low``."""
     from ..sampling.registry import option_owners, resolve_options
 
     if task not in TASK_DEFAULTS:
@@ -63,7 +63,7 @@ def task_options(task: str, sample_cfg, **overrides) -> dict:
     d = dataclasses.replace(TASK_DEFAULTS[task], **over).resolve(sample_cfg)
     clamp = d.clamp and sample_cfg.clip_x  # x~ clamped to the data range where the model clips x_hat
     kw = {"steps": d.steps, "sampler": d.sampler, "w_r": d.w_r, "guidance_clip": (-1.0, 1.0) if clamp else None,
-          **resolve_options(d.sampler, sample_cfg, gamma=d.gamma, **given)}  # each sampler gets only its own options
+          "options": resolve_options(d.sampler, sample_cfg, gamma=d.gamma, **given)}  # only the sampler's own
     if task in ("upsample", "cascade"):
         kw.update(down_mode=d.down, w_r_low=d.w_r_low)
     return kw

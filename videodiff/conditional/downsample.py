@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Downsample", "DOWNSAMPLE_MODES", "upsample_nearest"]
+__all__ = ["Downsample", "DOWNSAMPLE_MODES", "upsample_nearest", "upsample_bicubic"]
 
 DOWNSAMPLE_MODES = ("bilinear", "area")
 
@@ -47,3 +47,11 @@ def upsample_nearest(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     size = (size, size) if isinstance(size, int) else tuple(size)
     flat = x.reshape(x.shape[0], -1, *x.shape[-2:])
     return F.interpolate(flat, size=size, mode="nearest").reshape(*x.shape[:-2], *size)
+
+
+def upsample_bicubic(x: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Bicubic upsampling of ``(B, C, F, h, w)`` to ``size``, clamped to [-1, 1]: the baseline of eq. (7)."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    flat = x.reshape(x.shape[0], -1, *x.shape[-2:])
+    out = F.interpolate(flat, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
+    return out.reshape(*x.shape[:-2], *size)

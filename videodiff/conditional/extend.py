@@ -12,13 +12,14 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..denoiser import Denoise
 from .blocks import extension_plan, run_plan
 
 __all__ = ["extend"]
 
 
 def extend(
-    denoise: Callable[..., Tensor],
+    denoise: Denoise,
     schedule: Callable[[Tensor], Tensor],
     *,
     total_frames: int,
@@ -43,7 +44,8 @@ def extend(
         video: the given first frames; the output starts with them unchanged.
         num_videos, frame_shape: without ``video``, how many videos of which ``(C, H, W)`` to start from scratch.
         method: ``"gradient"`` (eq. 6, with ``w_r``) or ``"replacement"`` (with ``variant``).
-        kwargs: ``w_r``, ``variant``, ``steps``, ``sampler``, ``gamma``/``eta``, denoiser keywords (e.g. ``cond``).
+        kwargs: ``w_r``, ``variant``, ``steps``, ``sampler``, ``options`` (the sampler's, e.g. ``{"gamma": 0.3}``),
+            ``extra_args`` (the denoiser's, e.g. ``{"cond": c}``): those of :func:`sample_conditional`.
     """
     context = block_frames // 2 if context is None else context
     if video is None:

@@ -13,13 +13,14 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..denoiser import Denoise
 from .blocks import interpolation_plan, run_plan
 
 __all__ = ["interpolate", "linear_blend"]
 
 
 def interpolate(
-    denoise: Callable[..., Tensor],
+    denoise: Denoise,
     schedule: Callable[[Tensor], Tensor],
     video: Tensor,
     factor: int,

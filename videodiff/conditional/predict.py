@@ -38,6 +38,7 @@ def predict(
     method: str = "gradient",
     batch_size: int = 16,
     progress: bool = True,
+    extra_args: dict | None = None,
     **kwargs,
 ) -> Tensor:
     """``samples`` continuations of ``video`` ``(B, C, L, H, W)`` from its first ``given`` frames to ``total_frames``.
@@ -50,6 +51,7 @@ def predict(
         method: ``"gradient"`` (eq. 6) or ``"replacement"``; ``kwargs`` go to :func:`extend` (``w_r``, ``steps``,
             ``sampler``, its options, ``guidance_clip``, denoiser keywords).
         batch_size: continuations sampled at once (memory; results do not depend on it with ``generators``).
+        extra_args: denoiser keywords with a leading axis of ``B * samples`` (e.g. text embeddings), or of 1.
 
     Returns ``(B, samples, C, total_frames, H, W)``; frames ``:given`` equal ``video[:, :, :given]`` exactly.
     """
@@ -70,6 +72,7 @@ def predict(
     for i in range(0, b * samples, batch_size):
         part = start[i : i + batch_size]
         gen = list(generators[i : i + len(part)]) if generators is not None else None
+        args = {k: v if v.shape[0] == 1 else v[i : i + len(part)] for k, v in (extra_args or {}).items()}
         out.append(extend(denoise, schedule, total_frames=total_frames, block_frames=block_frames, context=context,
-                          video=part, method=method, generator=gen, progress=progress, **kwargs))
+                          video=part, method=method, generator=gen, progress=progress, extra_args=args, **kwargs))
     return torch.cat(out).reshape(b, samples, c, total_frames, h, w)

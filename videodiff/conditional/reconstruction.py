@@ -38,6 +38,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..denoiser import Denoise
 from ..diffusion import broadcast_to
 from ..schedule import alpha_sigma
 from .masks import as_mask, blend, is_binary
@@ -63,7 +64,7 @@ class ReconstructionGuidance:
 
     def __init__(
         self,
-        denoise: Callable[..., Tensor],
+        denoise: Denoise,
         *,
         x_a: Tensor | None = None,
         mask: Tensor | None = None,
@@ -125,6 +126,6 @@ class ReconstructionGuidance:
         return x_tilde
 
 
-def reconstruction_guidance(denoise: Callable[..., Tensor], **kwargs) -> ReconstructionGuidance:
+def reconstruction_guidance(denoise: Denoise, **kwargs) -> ReconstructionGuidance:
     """Functional alias: ``reconstruction_guidance(denoise, x_a=..., mask=..., w_r=...)`` -> adjusted denoiser."""
     return ReconstructionGuidance(denoise, **kwargs)

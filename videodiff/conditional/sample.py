@@ -7,8 +7,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..denoiser import Denoise
 from ..sampling import SAMPLERS, sample
-from ..sampling.common import draw_noise
+from ..sampling.common import draw_noise, loose_keywords_error
 from ..schedule import time_grid
 from .masks import as_mask, blend
 from .reconstruction import ReconstructionGuidance
@@ -20,7 +21,7 @@ METHODS = ("gradient", "replacement")
 
 
 def sample_conditional(
-    denoise: Callable[..., Tensor],
+    denoise: Denoise,
     shape: tuple[int, ...],
     schedule: Callable[[Tensor], Tensor],
     *,
@@ -40,7 +41,10 @@ def sample_conditional(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
-    **kwargs,
+    options: dict | None = None,
+    extra_args: dict | None = None,
+    callback=None,
+    **loose,
 ) -> Tensor:
     """Draw ``x ~ p(x | x^a)`` (and/or ``p(x | D x = y)``) of ``shape`` with an unconditional ``denoise``.
 
@@ -50,8 +54,11 @@ def sample_conditional(
     (:class:`LowResReplacementHook`, area ``down`` only). Without any known values this
     is plain unconditional sampling. The output's known entries equal ``x_a`` exactly (for 0/1 masks).
     ``guidance_clip`` clamps the adjusted prediction (see :class:`ReconstructionGuidance`, ``clip``).
-    Remaining keyword arguments go to the sampler (``gamma``, ``eta``, ``callback``) and on to ``denoise``.
+    ``options`` are the sampler's own (``{"gamma": 0.3}``), ``extra_args`` the denoiser's (``{"text_emb": ...}``),
+    as for :func:`videodiff.sampling.sample`; any other keyword is a TypeError that says where it goes.
     """
+    if loose:
+        raise TypeError(loose_keywords_error("sample_conditional()", loose))
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if sampler not in SAMPLERS:
@@ -83,7 +90,8 @@ def sample_conditional(
         denoise = ReconstructionGuidance(denoise, x_a=x_a, mask=mask, w_r=w_r, y=y, y_mask=y_mask, down=down,
                                          w_r_low=w_r_low, clip=guidance_clip)
     out = sample(denoise, shape, schedule, steps=steps, sampler=sampler, generator=generator, device=device,
-                 dtype=dtype, z=z, step_hook=hook, progress=progress, **kwargs)
+                 dtype=dtype, z=z, step_hook=hook, progress=progress, options=options, extra_args=extra_args,
+                 callback=callback)
     if x_a is not None:
         out = blend(out, x_a, mask)  # already exact through the hook; kept for samplers that return z_0 otherwise
     return out

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..denoiser import Denoise
 from .blocks import cascade_plan, run_plan
 from .downsample import Downsample
 
@@ -21,7 +22,7 @@ __all__ = ["cascade", "upsample"]
 
 
 def cascade(
-    denoise: Callable[..., Tensor],
+    denoise: Denoise,
     schedule: Callable[[Tensor], Tensor],
     video_low: Tensor,
     *,
@@ -51,7 +52,7 @@ def cascade(
             see BENCHMARKS.md and tests/test_conditional.py).
         kwargs: ``method`` ("gradient": eq. 7, default; "replacement": the low frequencies of ``z_s`` replaced
             after every step, :class:`~videodiff.conditional.replacement.LowResReplacementHook`, area ``D`` only),
-            ``steps``, ``sampler``, ``gamma``/``eta``, ``variant``, denoiser keywords.
+            ``steps``, ``sampler``, ``options`` (the sampler's), ``variant``, ``extra_args`` (the denoiser's).
     """
     if video_low.ndim != 5:
         raise ValueError(f"video_low must be (B, C, F, h, w), got shape {tuple(video_low.shape)}")
@@ -73,7 +74,7 @@ def cascade(
 
 
 def upsample(
-    denoise: Callable[..., Tensor],
+    denoise: Denoise,
     schedule: Callable[[Tensor], Tensor],
     video_low: Tensor,
     *,

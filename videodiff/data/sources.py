@@ -56,7 +56,7 @@ def smmnist(cfg: DataConfig, split: str) -> Dataset:
 def video_folder(cfg: DataConfig, split: str) -> Dataset:
     if cfg.root is None:
         raise ValueError("data.root must name a folder of videos when data.kind is 'video_folder'")
-    return VideoFolder(cfg.root, extensions=cfg.extensions, on_error=cfg.on_error,
+    return VideoFolder(cfg.root, extensions=cfg.extensions, on_error=cfg.on_error, captions=cfg.captions,
                        clips_per_video=cfg.clips_per_video, **clip_options(cfg, split))
 
 
@@ -105,7 +105,8 @@ register_source(DataSource("moving_mnist", moving_mnist, captions=True,
                                   "test_clips", "mnist_path", "captions")))
 register_source(DataSource("smmnist", smmnist, options=SMMNISTOptions,
                            reads=("num_digits", "digit_size", "train_clips", "test_clips", "mnist_path")))
-register_source(DataSource("video_folder", video_folder, reads=("root", "extensions", "on_error", "clips_per_video")))
+register_source(DataSource("video_folder", video_folder, captions=True,
+                           reads=("root", "extensions", "on_error", "clips_per_video", "captions")))
 register_source(DataSource("manifest", manifest, captions=True,
                            reads=("manifest", "root", "on_error", "clips_per_video")))
 register_source(DataSource("shards", shards, captions=True, streams_image_frames=True,

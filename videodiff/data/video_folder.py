@@ -45,7 +45,9 @@ def read_clip(path, start: int, num_frames: int, frameskip: int, image_size: int
 
 class VideoFolder(Dataset):
     """``clips_per_video * len(videos)`` clips. Items: ``video`` float32 ``(channels, num_frames,
-    image_size, image_size)`` in [-1, 1], ``path`` (str), ``start`` (first source frame), ``index``."""
+    image_size, image_size)`` in [-1, 1], ``path`` (str), ``start`` (first source frame), ``index`` and, with
+    ``captions``, ``caption``: the text of the video's same-name ``.txt`` file, or ``""`` (the null condition c = 0)
+    for a video without one."""
 
     def __init__(
         self,
@@ -60,6 +62,7 @@ class VideoFolder(Dataset):
         clips_per_video: int = 1,
         split: str = "train",
         seed: int = 0,
+        captions: bool = False,
     ):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -67,6 +70,7 @@ class VideoFolder(Dataset):
         self.split_id = ("train", "test").index(split)
         self.num_frames, self.image_size, self.channels = num_frames, image_size, channels
         self.frameskip, self.clips_per_video, self.seed = frameskip, clips_per_video, seed
+        self.captions = captions
         self.span = clip_span(num_frames, frameskip)
         self.videos: list[str] = []
         self.frame_counts: list[int] = []
@@ -124,4 +128,8 @@ class VideoFolder(Dataset):
     def _clip(self, v: int, start: int, index: int) -> dict:
         path = self.videos[v]
         video = read_clip(path, start, self.num_frames, self.frameskip, self.image_size, self.channels)
-        return {"video": video, "path": path, "start": start, "index": index}
+        item = {"video": video, "path": path, "start": start, "index": index}
+        if self.captions:
+            text = Path(path).with_suffix(".txt")
+            item["caption"] = text.read_text().strip() if text.is_file() else ""
+        return item

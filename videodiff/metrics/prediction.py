@@ -43,7 +43,9 @@ def continuation_scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, to
     flat_truth = truth.double().repeat_interleave(k, dim=0)
     mse = ((flat_pred - flat_truth) / 2).square().flatten(1).mean(1)  # on [0, 1] pixels
     psnr = 10 * torch.log10(1.0 / mse)
-    s = ssim(binarize(flat_pred), binarize(flat_truth), data_range=2.0).mean(1)  # mean over frames
+    step = max(1, 256 // pred.shape[3])  # ~256 frames at a time: five float64 maps each
+    s = torch.cat([ssim(binarize(flat_pred[i : i + step]), binarize(flat_truth[i : i + step]), data_range=2.0)
+                   for i in range(0, len(flat_pred), step)]).mean(1)  # mean over frames
     return {"ssim": s.reshape(b, k), "psnr": psnr.reshape(b, k), "mse": mse.reshape(b, k)}
 
 

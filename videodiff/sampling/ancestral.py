@@ -22,8 +22,8 @@ def sample_ancestral(denoise, z: Tensor, logsnrs: Tensor, *, gamma: float = 0.3,
     """Run eq. (4) from ``z`` (noise at ``logsnrs[0]``) along the increasing log-SNR grid ``logsnrs`` (N+1 values).
 
     ``logsnrs`` holds the log-SNR at the grid times ``t_0 = 1 > t_1 > ... > t_N = 0``; ``gamma`` in [0, 1] is the
-    eq. (4) stochasticity. Other keyword arguments (``generator``, ``step_hook``, ``callback``, ``progress``, and
-    the denoiser's own) are those of :func:`videodiff.sampling.common.run_sampler`.
+    eq. (4) stochasticity. Other keyword arguments (``generator``, ``step_hook``, ``callback``, ``progress`` and
+    ``extra_args``, the denoiser's) are those of :func:`videodiff.sampling.common.run_sampler`.
     """
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")

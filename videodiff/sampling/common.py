@@ -13,7 +13,18 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-__all__ = ["StepHook", "Callback", "Update", "iterate_steps", "run_sampler", "draw_noise"]
+from ..denoiser import Denoise
+
+__all__ = ["StepHook", "Callback", "Update", "iterate_steps", "run_sampler", "draw_noise", "loose_keywords_error"]
+
+
+def loose_keywords_error(where: str, loose: dict) -> str:
+    """The message for keywords that are neither a run argument nor ``options`` / ``extra_args``: sampler options
+    and denoiser arguments once travelled mixed in ``**kwargs``; they now have one way each."""
+    names = ", ".join(sorted(loose))
+    return (f"{where} got unexpected keyword(s) {names}: pass a sampler's own options as options={{...}} (e.g. "
+            f"options={{'gamma': 0.3}}) and the denoiser's arguments as extra_args={{...}} (e.g. "
+            f"extra_args={{'text_emb': ...}}); loose keywords are no longer sorted")
 
 StepHook = Callable[..., Tensor]
 Callback = Callable[[int, Tensor, Tensor], None]
@@ -49,7 +60,7 @@ def iterate_steps(logsnrs: Tensor, progress: bool, desc: str) -> Iterator[tuple[
 @torch.no_grad()
 def run_sampler(
     update: Update,
-    denoise,
+    denoise: Denoise,
     z: Tensor,
     logsnrs: Tensor,
     *,
@@ -58,23 +69,28 @@ def run_sampler(
     step_hook: StepHook | None = None,
     callback: Callback | None = None,
     progress: bool = False,
-    **denoise_kwargs,
+    extra_args: dict | None = None,
+    **loose,
 ) -> Tensor:
     """Run ``update`` from ``z`` (noise at ``logsnrs[0]``) along the increasing log-SNR grid ``logsnrs``.
 
     Args:
         update: the sampler's rule, e.g. eq. (4) for the ancestral sampler.
-        denoise: ``denoise(z_t, logsnr, **denoise_kwargs) -> x_hat``, any callable.
+        denoise: ``denoise(z_t, logsnr, **extra_args) -> x_hat``, any callable (the ``Denoise`` protocol).
         step_hook: ``hook(z_s, logsnr_s=..., z_t=..., logsnr_t=..., x_hat=..., generator=...) -> z_s``, called after
             every step (the replacement method of Sec. 3.1 is such a hook).
         callback: ``callback(i, z_s, x_hat)`` after every step, for progress displays and visualisation.
+        extra_args: keyword arguments of ``denoise`` (``text_emb``, ``cond``, ...), k-diffusion's ``extra_args``.
     """
+    if loose:
+        raise TypeError(loose_keywords_error("the sampler", loose))
+    extra_args = extra_args or {}
 
     def noise() -> Tensor:
         return draw_noise(z.shape, generator, device=z.device, dtype=z.dtype)
 
     for i, logsnr_t, logsnr_s, last in iterate_steps(logsnrs, progress, desc):
-        x_hat = denoise(z, logsnr_t.to(z.dtype).expand(z.shape[0]), **denoise_kwargs)
+        x_hat = denoise(z, logsnr_t.to(z.dtype).expand(z.shape[0]), **extra_args)
         z_s = x_hat if last else update(z, x_hat, logsnr_t, logsnr_s, noise)
         if step_hook is not None:
             z_s = step_hook(z_s, logsnr_s=logsnr_s, z_t=z, logsnr_t=logsnr_t, x_hat=x_hat, generator=generator)

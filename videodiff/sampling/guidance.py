@@ -33,7 +33,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..denoiser import Denoiser
+from ..denoiser import Denoise, Denoiser
 from ..diffusion import broadcast_to, eps_from_x, x_from_eps
 
 __all__ = ["ClassifierFreeGuidance", "classifier_free_guidance", "null_condition"]
@@ -86,7 +86,7 @@ class ClassifierFreeGuidance(nn.Module):
         clip_x: clamp the guided ``x~`` to [-1, 1]; None: as ``denoise.clip_x`` for a ``Denoiser``, else no.
     """
 
-    def __init__(self, denoise: Callable[..., Tensor], w: float | Tensor, *,
+    def __init__(self, denoise: Denoise, w: float | Tensor, *,
                  null: Callable[[dict, int], tuple[dict, dict]] = null_condition, batched: bool = True,
                  clip_x: bool | None = None):
         super().__init__()
@@ -116,6 +116,6 @@ class ClassifierFreeGuidance(nn.Module):
         return x_hat.clamp(-1.0, 1.0) if self.clip_x else x_hat
 
 
-def classifier_free_guidance(denoise: Callable[..., Tensor], w: float | Tensor, **kwargs) -> ClassifierFreeGuidance:
+def classifier_free_guidance(denoise: Denoise, w: float | Tensor, **kwargs) -> ClassifierFreeGuidance:
     """Functional alias: ``classifier_free_guidance(denoise, w)`` -> guided denoiser."""
     return ClassifierFreeGuidance(denoise, w, **kwargs)

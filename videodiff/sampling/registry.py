@@ -7,8 +7,8 @@ write its update rule in a new file (see :mod:`.ddim`: a function ``fn(denoise, 
 call :func:`register_sampler` from your own code).
 
 Sampler options (``gamma``, ``eta``) are the sampler's hyperparameters; they travel apart from the denoiser's keyword
-arguments (``text_emb``, ``cond``, ...), which :func:`videodiff.sampling.sample` takes as ``extra_args`` (the
-separation of k-diffusion's ``extra_args``).
+arguments (``text_emb``, ``cond``, ...): every sampling entry point takes the first as ``options={...}`` and the
+second as ``extra_args={...}`` (k-diffusion's separation), and nothing else; loose keywords are refused.
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ from .ddim import sample_ddim
 from .dpm_solver import sample_dpmpp2m
 
 __all__ = ["SamplerOption", "SamplerSpec", "BUILTIN", "register_sampler", "unregister_sampler", "get_sampler",
-           "sampler_names", "option_owners", "sampler_options", "resolve_options", "pop_options", "split_kwargs",
-           "SAMPLERS",
-           "RUN_ARGS"]
+           "sampler_names", "check_options", "option_owners", "sampler_options", "resolve_options", "SAMPLERS", "RUN_ARGS"]
 
 # Keywords of run_sampler that belong to the sampling run, not to the denoiser.
-RUN_ARGS = ("generator", "step_hook", "callback", "progress")
+RUN_ARGS = ("generator", "step_hook", "callback", "progress", "extra_args")
 
 
 @dataclass(frozen=True)
@@ -95,6 +93,17 @@ def get_sampler(name: str, option: str = "sampler") -> SamplerSpec:
     return _REGISTRY[name]
 
 
+def check_options(sampler: str, options: dict | None) -> dict:
+    """``options`` (the sampler's own, e.g. ``{"gamma": 0.3}``) as a new dict; a name ``sampler`` does not take is
+    an error that lists the ones it does."""
+    spec = get_sampler(sampler)
+    for name in options or {}:
+        if spec.option(name) is None:
+            raise ValueError(f"sampler {sampler} has no option {name!r} (its options: "
+                             f"{', '.join(o.name for o in spec.options) or 'none'})")
+    return dict(options or {})
+
+
 def option_owners() -> dict[str, list[SamplerOption | str]]:
     """``{option name: [its SamplerOption, owner sampler names...]}`` over every registered sampler."""
     out: dict[str, list] = {}
@@ -127,20 +136,6 @@ def resolve_options(sampler: str, sample_cfg=None, **given) -> dict:
                 out[opt.name] = value
                 break
     return out
-
-
-def pop_options(sampler: str, kwargs: dict) -> dict:
-    """Remove ``sampler``'s own options from the keyword dict ``kwargs`` (in place) and return them."""
-    spec = get_sampler(sampler)
-    return {k: kwargs.pop(k) for k in list(kwargs) if spec.option(k) is not None}
-
-
-def split_kwargs(sampler: str, kwargs: dict) -> tuple[dict, dict]:
-    """``(sampler keywords, denoiser keywords)`` of a mixed keyword dict (the calling convention before
-    ``options`` / ``extra_args``): the sampler's own options and the run arguments go to the sampler."""
-    spec = get_sampler(sampler)
-    own = {k: v for k, v in kwargs.items() if k in RUN_ARGS or spec.option(k) is not None}
-    return own, {k: v for k, v in kwargs.items() if k not in own}
 
 
 class _Functions(Mapping):

@@ -41,10 +41,10 @@ from ..denoiser import Denoiser
 from ..io import save_video_grid
 from ..losses import diffusion_loss
 from ..nn import joint_frame_mask, set_activation_checkpointing
-from ..models import build_model
+from ..models import build_model, load_weights
 from ..pipeline import sample_from_prompts, sample_videos
 from ..precision import autocast, compile_network, precision_name, prepare_network, resolve_precision
-from ..checkpoint import latest_checkpoint, load_checkpoint, load_latest_checkpoint, save_checkpoint
+from ..checkpoint import latest_checkpoint, load_latest_checkpoint, save_checkpoint
 from .distributed import (DistEnv, GlobalIndexStream, RankSlice, checksum_across_ranks, full_value, init_distributed,
                           is_sharded, no_sync, shard_fsdp, wrap_ddp)
 from .ema import EMA
@@ -131,7 +131,7 @@ def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path) -> None:
         saved = config_to_dict(config_from_dict(ExperimentConfig, saved))
     except (TypeError, ValueError):
         pass
-    for group in ("data", "model", "diffusion", "text"):
+    for group in ("data", "model", "diffusion", "text", "lora"):
         a, b = dict(saved.get(group) or {}), dict(now[group])
         if group == "text":  # where embeddings are cached does not change the model
             a.pop("cache_dir", None)
@@ -268,18 +268,21 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
         ema = EMA(model, tc.ema_decay)
         step, samples_seen, skipped = 0, 0, 0
         if ckpt is None and tc.init_from:  # fine-tuning: a fresh run (optimizer, step 0) from another run's EMA weights
-            src = load_checkpoint(tc.init_from)
+            src = load_weights(tc.init_from)  # a run, a checkpoint, a saved folder or a shipped model's name
             new = _init_from(model, src["ema"], tc.init_from)
             ema.model.load_state_dict(model.state_dict())
             if main:
-                extra = f"; new, zero-initialised: {', '.join(new)}" if new else ""
+                adapters = [k for k in new if ".lora." in k]  # LoRA fine-tunes add one trio per adapted layer
+                named = [k for k in new if ".lora." not in k] + ([f"{len(adapters)} LoRA tensors"] if adapters else [])
+                extra = f"; new, zero-initialised: {', '.join(named)}" if new else ""
                 print(f"initialised from the EMA weights of {src['path']} (step {src['step']}){extra}")
         fsdp = tc.parallel == "fsdp" and env.distributed
         if fsdp:  # FSDP2: the network and its EMA sharded over the ranks, before the optimizer sees the parameters
             shard_fsdp(model, env)
             shard_fsdp(ema.model, env)
         # The fused AdamW kernel (CPU and CUDA): one pass over each tensor instead of a dozen (BENCHMARKS.md).
-        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay,
+        # LoRA (cfg.lora.rank > 0): the base network is frozen, only the adapters are optimised.
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay,
                                 fused=device.type in ("cpu", "cuda"))
         if ckpt is not None:
             if fsdp:  # full tensors (from a sharded or an unsharded checkpoint, any world size): each rank its slices
