@@ -233,6 +233,11 @@ def test_a_distilled_run_loads_and_samples_like_any_model(teacher, tmp_path, mon
     m.denoiser.net.register_forward_hook(lambda *a: calls.append(1))
     v = sample_videos(m.denoiser, m.config, 2, seed=3)
     assert v.shape == (2, 1, 2, 8, 8) and torch.isfinite(v).all() and len(calls) == 1  # one network call
+    from videodiff.video_pipeline import VideoPipeline
+
+    pipe = VideoPipeline.from_pretrained(tmp_path / "d", device="cpu")
+    torch.testing.assert_close(pipe.generate(num=2, seed=3), v, rtol=0, atol=0)
+    assert pipe.settings("extend")["steps"] == 1  # extension takes the model's sampler and steps
     monkeypatch.setattr(pretrained, "MODELS_DIR", tmp_path / "models")
     pretrained.export_model(tmp_path / "d", "tiny-fast")
     byname = load_model("tiny-fast", device="cpu")
