@@ -46,3 +46,11 @@ def assert_one_line_error(capsys, *words) -> str:
     for w in words:
         assert w in lines[-1], (w, lines[-1])
     return lines[-1]
+
+
+@pytest.fixture(autouse=True)
+def no_precision_probe(monkeypatch):
+    """No timed precision probe in tests (videodiff/precision_probe.py): ``auto`` follows the hardware rule, so that
+    tests neither time anything nor write the user's cache. tests/test_precision_probe.py turns it on with injected
+    timings."""
+    monkeypatch.setenv("VIDEODIFF_PRECISION_PROBE", "0")

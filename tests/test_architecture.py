@@ -20,12 +20,14 @@ LAYERS = {
     "": APP,
     # core: tensors in, tensors out; no files, no configs
     "schedule": CORE, "diffusion": CORE, "parameterization": CORE, "losses": CORE, "denoiser": CORE,
-    "gaussian": CORE, "precision": CORE, "frames": CORE, "nn": CORE, "sampling": CORE, "conditional": CORE,
+    "gaussian": CORE, "distillation": CORE, "precision": CORE, "frames": CORE, "nn": CORE, "sampling": CORE,
+    "conditional": CORE,
     # components: files, configs, data, text encoders, models, training, metrics
     "io": COMPONENTS, "checkpoint": COMPONENTS, "config": COMPONENTS, "runtime": COMPONENTS,
-    "pretrained": COMPONENTS, "models": COMPONENTS, "pipeline": COMPONENTS, "video_pipeline": COMPONENTS,
+    "pretrained": COMPONENTS, "models": COMPONENTS, "precision_probe": COMPONENTS, "pipeline": COMPONENTS,
+    "video_pipeline": COMPONENTS,
     "finetune": COMPONENTS, "data": COMPONENTS,
-    "text": COMPONENTS, "train": COMPONENTS, "metrics": COMPONENTS,
+    "text": COMPONENTS, "train": COMPONENTS, "metrics": COMPONENTS, "distill": COMPONENTS,
     # app: what a user runs
     "cli": APP, "evaluation": APP, "demo": APP, "demo_tasks": APP, "app": APP, "bench": APP, "__main__": APP,
 }

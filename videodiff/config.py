@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .data.config import DataConfig
+from .distill.config import DistillConfig
 from .parameterization import check_parameterization
 from .nn.unet3d import UNetConfig
 from .precision import PRECISIONS
@@ -219,6 +220,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)  # videodiff distill (progressive distillation)
 
     def __post_init__(self) -> None:
         # The model's channels and size, and the schedule's resolution, are derived from the data.

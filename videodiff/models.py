@@ -14,6 +14,7 @@ from .config import ExperimentConfig, config_from_dict
 from .denoiser import Denoiser
 from .nn import UNet3D
 from .precision import compile_network, precision_name, prepare_network, resolve_precision
+from .precision_probe import resolve_for_network
 
 __all__ = ["pick_device", "build_model", "LoadedModel", "load_weights", "load_state_checked", "check_weights",
            "load_model", "model_from_state", "denoiser_device"]
@@ -132,7 +133,9 @@ def model_from_state(cfg: ExperimentConfig, state: dict, device: torch.device, *
     net = build_model(cfg).to(device)
     load_state_checked(net, state, path)  # one line naming the source if they are another network's
     net.eval().requires_grad_(False)
-    dtype = resolve_precision(precision or cfg.sample.precision, device)
+    # auto: measured for this network and a batch of 2 clips (a guided prompt) on CPUs with native bf16
+    shape = (2, cfg.data.channels, cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size)
+    dtype = resolve_for_network(precision or cfg.sample.precision, net, shape, device)
     prepare_network(net, dtype)
     if cfg.sample.compile if compile is None else compile:
         compile_network(net)

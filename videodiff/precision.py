@@ -15,6 +15,10 @@ reaches ``z_t`` in fp32.
   bf16 convolutions and matmuls several times faster than fp32 (BENCHMARKS.md, "Precision and compilation").
   On AVX2-only CPUs bf16 matmuls are emulated and hundreds of times slower, so ``auto`` keeps fp32 there.
 
+This is the hardware rule. Where a trained model is loaded (:func:`videodiff.models.load_model`) ``auto`` on a CPU
+with native bf16 is decided by measurement instead (:mod:`videodiff.precision_probe`: a cached timed probe per
+network and input shape), because native bf16 does not make every network faster.
+
 Under bf16 on the CPU the network is also put in channels-last memory format, where oneDNN's bf16 convolution and
 GroupNorm kernels are fastest (measured; it brings nothing in fp32). :func:`compile_network` wraps the U-Net in
 ``torch.compile`` (inductor), which fuses GroupNorm, SiLU, the FiLM scale/shift and the dtype casts around them.

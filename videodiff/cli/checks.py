@@ -25,7 +25,8 @@ MAX_SEED = 2**63 - 1
 
 # (command, attribute): options that name a folder the command writes into or reads from.
 FOLDER_OPTIONS = {("train", "out"), ("demo", "out"), ("app", "out"), ("shards", "out"), ("train-classifier", "out"),
-                  ("export", "out"), ("eval", "cache_dir"), ("finetune", "out"), ("clips", "out")}
+                  ("export", "out"), ("eval", "cache_dir"), ("finetune", "out"), ("clips", "out"),
+                  ("distill", "out")}
 
 # bench: option -> minimum
 _BENCH_MINIMUMS = {"repeats": 1, "batch": 1, "threads": 1, "rounds": 1, "warmup": 0}

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, conditional, eval, finetune, models, predict, sample, shards, train
+from . import bench, conditional, distill, eval, finetune, models, predict, sample, shards, train
 
 __all__ = ["main", "build_parser", "one_line", "COMMAND_GROUPS"]
 
 # In the order of `videodiff --help`.
-COMMAND_GROUPS = (train, finetune, sample, eval, conditional, predict, models, shards, bench)
+COMMAND_GROUPS = (train, finetune, sample, eval, conditional, predict, models, shards, bench, distill)
 
 
 def build_parser() -> argparse.ArgumentParser:
