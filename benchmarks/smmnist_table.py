@@ -40,8 +40,8 @@ def table(results: list[dict]) -> str:
             if e.get("fvd_std_of_k") is not None:
                 fvd += f" ± {e['fvd_std_of_k']:.1f}"
             t = f"{e['predict_wall_s'] / 60:.1f} min" if "predict_wall_s" in e else ""
-            k = e.get("samples", "")
-            lines.append(f"| {p['name']} | {e['method']} | {p['videos']} x {k} | {_cell(e, 'ssim_best_of_k', 3)} | "
+            size = f"{p['videos']} x {e['samples']}" if "samples" in e else f"{p['videos']} real"
+            lines.append(f"| {p['name']} | {e['method']} | {size} | {_cell(e, 'ssim_best_of_k', 3)} | "
                          f"{_cell(e, 'psnr_best_of_k', 2)} | {fvd} | {t} |")
         for r in res["published"]:
             lines.append(f"| {p['name']} | {r['method']} (published) | 256 x 10 | {r['ssim']:.3f} | {r['psnr']:.2f} | "
