@@ -18,16 +18,12 @@ import torch
 from PIL import Image
 
 from videodiff.conditional import frame_strip
+from videodiff.evaluation.protocol_run import format_cell
 from videodiff.evaluation.protocols import get_protocol, load_split
 
 
 def _cell(entry: dict, key: str, digits: int) -> str:
-    v = entry.get(key)
-    if v is None:
-        return ""
-    if isinstance(v, dict):
-        return f"{v['mean']:.{digits}f} [{v['ci95'][0]:.{digits}f}, {v['ci95'][1]:.{digits}f}]"
-    return f"{v:.{digits}f}"
+    return format_cell(entry, key, digits, missing="")
 
 
 def table(results: list[dict]) -> str:

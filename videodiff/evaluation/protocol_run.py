@@ -21,7 +21,7 @@ import torch
 from ..metrics.prediction import best_of_k, bootstrap_mean_ci, continuation_scores
 from .protocols import Protocol, load_split, split_record
 
-__all__ = ["run_protocol", "format_protocol", "baseline_predictions"]
+__all__ = ["run_protocol", "format_protocol", "format_cell", "baseline_predictions"]
 
 
 def baseline_predictions(given: torch.Tensor, predicted: int) -> dict[str, torch.Tensor]:
@@ -136,13 +136,14 @@ def run_protocol(
             "published": [p.__dict__ for p in protocol.published]}
 
 
-def _fmt(entry: dict, key: str) -> str:
+def format_cell(entry: dict, key: str, digits: int = 3, missing: str = "-") -> str:
+    """``entry[key]`` as text: ``mean [low, high]`` for a summary with an interval, else the number."""
     v = entry.get(key)
     if v is None:
-        return "-"
+        return missing
     if isinstance(v, dict):
-        return f"{v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
-    return f"{v:.2f}"
+        return f"{v['mean']:.{digits}f} [{v['ci95'][0]:.{digits}f}, {v['ci95'][1]:.{digits}f}]"
+    return f"{v:.{digits}f}"
 
 
 def format_protocol(results: dict) -> str:
@@ -152,8 +153,8 @@ def format_protocol(results: dict) -> str:
              + (f"  (deviations: {'; '.join(p['deviations'])})" if p["deviations"] else ""),
              f"{'method':<24} {'SSIM best-of-K':<24} {'PSNR best-of-K':<26} {'FVD mean-of-K':>14}"]
     for e in results["results"]:
-        lines.append(f"{e['method']:<24} {_fmt(e, 'ssim_best_of_k'):<24} {_fmt(e, 'psnr_best_of_k'):<26} "
-                     f"{_fmt(e, 'fvd_mean_of_k'):>14}")
+        lines.append(f"{e['method']:<24} {format_cell(e, 'ssim_best_of_k'):<24} "
+                     f"{format_cell(e, 'psnr_best_of_k'):<26} {format_cell(e, 'fvd_mean_of_k', 2):>14}")
     for r in results["published"]:
         lines.append(f"{r['method'] + ' (published)':<24} {r['ssim']:<24.3f} {r['psnr']:<26.2f} {r['fvd']:>14.2f}")
     return "\n".join(lines)
