@@ -410,3 +410,41 @@ def test_an_over_long_prompt_is_reported_as_truncated(tmp_path, capsys):
     again = EmbeddingCache(HFTextEncoder(str(tmp_path / "bert"), max_length=8), tmp_path / "cache")
     again.get([long])  # read from the disk cache: still reported
     assert "reads only its first 8" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- issue 29: silent odd inputs
+
+
+def _clips(n, frames, seed=0):
+    import numpy as np
+
+    return np.repeat(np.random.default_rng(seed).integers(0, 256, (n, frames, 32, 32, 1), dtype=np.uint8), 3, -1)
+
+
+@pytest.mark.parametrize("inputs,extra", [("folders", []), ("tensors", []), ("tensors", ["--no-stream"])])
+def test_eval_refuses_sets_of_different_frame_counts_naming_frames(tmp_path, capsys, inputs, extra):
+    """16-frame real against 8-frame fake clips was compared silently (the classifier picked by the fake set read
+    the first 8 frames of the real one); now one line names both counts and the --frames that trims both sets."""
+    from videodiff.io import write_video
+
+    if inputs == "folders":  # video files, decoded clip by clip
+        for i, v in enumerate(_clips(3, 16)):
+            write_video(tmp_path / "real" / f"{i}.mp4", v)
+        for i, v in enumerate(_clips(3, 8, seed=1)):
+            write_video(tmp_path / "fake" / f"{i}.mp4", v)
+        real, fake = tmp_path / "real", tmp_path / "fake"
+    else:
+        for name, frames, seed in (("real.pt", 16, 0), ("fake.pt", 8, 1)):
+            torch.save(torch.from_numpy(_clips(3, frames, seed)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1,
+                       tmp_path / name)
+        real, fake = tmp_path / "real.pt", tmp_path / "fake.pt"
+    unit = "videos" if extra else "clips"  # sets held whole (--no-stream) or streamed
+    argv = ["eval", "--real", str(real), "--fake", str(fake), "--metrics", "cfvd", "--no-progress", *extra]
+    assert main(argv) == 2
+    assert_one_line_error(capsys, f"the real {unit} have 16 frames and the fake 8", "--frames 8")
+    assert main(argv + ["--frames", "8", "--json", str(tmp_path / "r.json")]) == 0  # the advice works
+    import json
+
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["real"]["frames"] == res["fake"]["frames"] == 8 and res["metrics"]["cfvd"]["value"] > 0
+
