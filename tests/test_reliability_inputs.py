@@ -448,3 +448,17 @@ def test_eval_refuses_sets_of_different_frame_counts_naming_frames(tmp_path, cap
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["real"]["frames"] == res["fake"]["frames"] == 8 and res["metrics"]["cfvd"]["value"] > 0
 
+
+def test_a_long_sample_run_notes_its_estimated_time_after_the_first_batch(run, tmp_path, capsys):
+    import re
+
+    from videodiff.cli.sample import _duration
+
+    base = ["sample", "--checkpoint", str(run), "--steps", "1", "--batch-size", "2"]
+    assert main(base + ["--num", "5", "--out", str(tmp_path / "a.gif")]) == 0  # 3 batches: 2 remain after one
+    notes = [x for x in capsys.readouterr().err.splitlines() if x.startswith("note:")]
+    assert len(notes) == 1 and re.fullmatch(r"note: 2 videos in \d+\.\d s; about \d+(\.\d)? (s|min|h) for 5",
+                                            notes[0]), notes
+    assert main(base + ["--num", "4", "--out", str(tmp_path / "b.gif")]) == 0  # one batch remains: no estimate
+    assert not [x for x in capsys.readouterr().err.splitlines() if x.startswith("note:")]
+    assert [_duration(s) for s in (3.14, 42.0, 1920.0, 9000.0)] == ["3.1 s", "42 s", "32 min", "2.5 h"]
