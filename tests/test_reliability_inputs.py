@@ -462,3 +462,32 @@ def test_a_long_sample_run_notes_its_estimated_time_after_the_first_batch(run, t
     assert main(base + ["--num", "4", "--out", str(tmp_path / "b.gif")]) == 0  # one batch remains: no estimate
     assert not [x for x in capsys.readouterr().err.splitlines() if x.startswith("note:")]
     assert [_duration(s) for s in (3.14, 42.0, 1920.0, 9000.0)] == ["3.1 s", "42 s", "32 min", "2.5 h"]
+
+
+def test_attention_resolutions_that_match_no_level_are_refused(capsys):
+    """attn_resolutions [7] at image_size 32 built a U-Net without any attention, silently."""
+    import glob
+    import json
+    from pathlib import Path
+
+    from videodiff.config import ExperimentConfig, config_from_dict
+    from videodiff.nn.unet3d import UNetConfig
+
+    with pytest.raises(ValueError, match=r"model.attn_resolutions \[7\] matches no level of the U-Net, whose levels "
+                                         r"have sizes \[32, 16, 8, 4\]"):
+        UNetConfig(image_size=32, attn_resolutions=(7,))
+    assert UNetConfig(image_size=32, attn_resolutions=()).attention_levels() == []  # [] asks for none: allowed
+    assert main(["config", "--set", "data.image_size=32", "--set", "model.attn_resolutions=[7]"]) == 2
+    assert_one_line_error(capsys, "model.attn_resolutions [7] matches no level", "[32, 16, 8, 4]")
+    # the check sees the data's size, not UNetConfig's default 64 (whose levels 64, 32 would not hold 8)
+    cfg = load_config(None, ["data.image_size=16", "model.channel_mults=[1, 2]", "model.attn_resolutions=[8]"])
+    assert cfg.model.attention_levels() == [1]
+    root = Path(__file__).resolve().parents[1]
+    configs = sorted(glob.glob(str(root / "configs" / "**" / "*.yaml"), recursive=True))
+    assert any("/paper/" in p for p in configs) and any("/distill/" in p for p in configs)
+    for path in configs:  # every shipped config and model still loads, with attention
+        assert load_config(path, []).model.attention_levels(), path
+    models = sorted((root / "videodiff" / "assets" / "models").glob("*.json"))
+    assert models
+    for path in models:
+        assert config_from_dict(ExperimentConfig, json.loads(path.read_text())["config"]).model.attention_levels()
