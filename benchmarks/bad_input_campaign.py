@@ -39,6 +39,8 @@ def fixtures(d: Path) -> None:
     torch.save(torch.rand(1, 1, 4, 16, 16) * 2 - 1, d / "ok.pt")
     torch.save(torch.full((1, 1, 4, 16, 16), float("nan")), d / "nan.pt")
     torch.save({"a": 1}, d / "dict.pt")
+    torch.save(torch.rand(2, 1, 8, 32, 32) * 2 - 1, d / "f8.pt")  # two sets of two videos, 8 and 4 frames
+    torch.save(torch.rand(2, 1, 4, 32, 32) * 2 - 1, d / "f4.pt")
     (d / "afile").write_text("x")
     (d / "bin.yaml").write_bytes(bytes(range(256)) * 4)
     (d / "bad.yaml").write_text("train: [1,\n")

@@ -410,3 +410,84 @@ def test_an_over_long_prompt_is_reported_as_truncated(tmp_path, capsys):
     again = EmbeddingCache(HFTextEncoder(str(tmp_path / "bert"), max_length=8), tmp_path / "cache")
     again.get([long])  # read from the disk cache: still reported
     assert "reads only its first 8" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- issue 29: silent odd inputs
+
+
+def _clips(n, frames, seed=0):
+    import numpy as np
+
+    return np.repeat(np.random.default_rng(seed).integers(0, 256, (n, frames, 32, 32, 1), dtype=np.uint8), 3, -1)
+
+
+@pytest.mark.parametrize("inputs,extra", [("folders", []), ("tensors", []), ("tensors", ["--no-stream"])])
+def test_eval_refuses_sets_of_different_frame_counts_naming_frames(tmp_path, capsys, inputs, extra):
+    """16-frame real against 8-frame fake clips was compared silently (the classifier picked by the fake set read
+    the first 8 frames of the real one); now one line names both counts and the --frames that trims both sets."""
+    from videodiff.io import write_video
+
+    if inputs == "folders":  # video files, decoded clip by clip
+        for i, v in enumerate(_clips(3, 16)):
+            write_video(tmp_path / "real" / f"{i}.mp4", v)
+        for i, v in enumerate(_clips(3, 8, seed=1)):
+            write_video(tmp_path / "fake" / f"{i}.mp4", v)
+        real, fake = tmp_path / "real", tmp_path / "fake"
+    else:
+        for name, frames, seed in (("real.pt", 16, 0), ("fake.pt", 8, 1)):
+            torch.save(torch.from_numpy(_clips(3, frames, seed)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1,
+                       tmp_path / name)
+        real, fake = tmp_path / "real.pt", tmp_path / "fake.pt"
+    unit = "videos" if extra else "clips"  # sets held whole (--no-stream) or streamed
+    argv = ["eval", "--real", str(real), "--fake", str(fake), "--metrics", "cfvd", "--no-progress", *extra]
+    assert main(argv) == 2
+    assert_one_line_error(capsys, f"the real {unit} have 16 frames and the fake 8", "--frames 8")
+    assert main(argv + ["--frames", "8", "--json", str(tmp_path / "r.json")]) == 0  # the advice works
+    import json
+
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["real"]["frames"] == res["fake"]["frames"] == 8 and res["metrics"]["cfvd"]["value"] > 0
+
+
+def test_a_long_sample_run_notes_its_estimated_time_after_the_first_batch(run, tmp_path, capsys):
+    import re
+
+    from videodiff.cli.sample import _duration
+
+    base = ["sample", "--checkpoint", str(run), "--steps", "1", "--batch-size", "2"]
+    assert main(base + ["--num", "5", "--out", str(tmp_path / "a.gif")]) == 0  # 3 batches: 2 remain after one
+    notes = [x for x in capsys.readouterr().err.splitlines() if x.startswith("note:")]
+    assert len(notes) == 1 and re.fullmatch(r"note: 2 videos in \d+\.\d s; about \d+(\.\d)? (s|min|h) for 5",
+                                            notes[0]), notes
+    assert main(base + ["--num", "4", "--out", str(tmp_path / "b.gif")]) == 0  # one batch remains: no estimate
+    assert not [x for x in capsys.readouterr().err.splitlines() if x.startswith("note:")]
+    assert [_duration(s) for s in (3.14, 42.0, 1920.0, 9000.0)] == ["3.1 s", "42 s", "32 min", "2.5 h"]
+
+
+def test_attention_resolutions_that_match_no_level_are_refused(capsys):
+    """attn_resolutions [7] at image_size 32 built a U-Net without any attention, silently."""
+    import glob
+    import json
+    from pathlib import Path
+
+    from videodiff.config import ExperimentConfig, config_from_dict
+    from videodiff.nn.unet3d import UNetConfig
+
+    with pytest.raises(ValueError, match=r"model.attn_resolutions \[7\] matches no level of the U-Net, whose levels "
+                                         r"have sizes \[32, 16, 8, 4\]"):
+        UNetConfig(image_size=32, attn_resolutions=(7,))
+    assert UNetConfig(image_size=32, attn_resolutions=()).attention_levels() == []  # [] asks for none: allowed
+    assert main(["config", "--set", "data.image_size=32", "--set", "model.attn_resolutions=[7]"]) == 2
+    assert_one_line_error(capsys, "model.attn_resolutions [7] matches no level", "[32, 16, 8, 4]")
+    # the check sees the data's size, not UNetConfig's default 64 (whose levels 64, 32 would not hold 8)
+    cfg = load_config(None, ["data.image_size=16", "model.channel_mults=[1, 2]", "model.attn_resolutions=[8]"])
+    assert cfg.model.attention_levels() == [1]
+    root = Path(__file__).resolve().parents[1]
+    configs = sorted(glob.glob(str(root / "configs" / "**" / "*.yaml"), recursive=True))
+    assert any("/paper/" in p for p in configs) and any("/distill/" in p for p in configs)
+    for path in configs:  # every shipped config and model still loads, with attention
+        assert load_config(path, []).model.attention_levels(), path
+    models = sorted((root / "videodiff" / "assets" / "models").glob("*.json"))
+    assert models
+    for path in models:
+        assert config_from_dict(ExperimentConfig, json.loads(path.read_text())["config"]).model.attention_levels()

@@ -302,8 +302,15 @@ def config_from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"unknown option {prefix}{unknown[0]}; valid options under '{prefix or '(top)'}': {sorted(names)}")
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
+    kwargs = {}
+    for k in sorted(data, key=lambda k: k != "data"):  # the data first: the model's size derives from it
+        v = data[k]
+        if cls is ExperimentConfig and k == "model" and isinstance(v, dict):
+            # ExperimentConfig sets model.image_size from data.image_size; give it before UNetConfig checks its
+            # attention levels against it
+            v = {**v, "image_size": kwargs["data"].image_size if "data" in kwargs else DataConfig().image_size}
+        kwargs[k] = _coerce(v, hints[k], prefix + k)
+    return cls(**{k: kwargs[k] for k in data})
 
 
 def config_to_dict(cfg: Any) -> dict:

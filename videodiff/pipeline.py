@@ -39,6 +39,7 @@ def sample_videos(
     options: dict | None = None,
     extra_args: dict | None = None,
     callback=None,
+    on_batch=None,
     **loose,
 ) -> torch.Tensor:
     """Draw ``num`` videos ``(num, C, F, H, W)`` in [-1, 1], reproducibly: video ``i`` depends only on ``seed`` and
@@ -47,7 +48,8 @@ def sample_videos(
     Sampler settings default to ``cfg.sample``; ``options`` are the sampler's own (``{"gamma": 0.3}``, over
     ``cfg.sample``), ``extra_args`` the denoiser's shared by every video (``{"cond": c}``); ``per_video`` holds
     denoiser arguments with a leading axis of ``num`` (e.g. ``text_emb``, ``text_mask``), split with the batches.
-    Any other keyword is a TypeError that says where it goes.
+    ``callback(i, z_s, x_hat)`` runs after every sampling step, ``on_batch(done, num)`` after every batch (the
+    videos done so far), e.g. for an estimate of the time left. Any other keyword is a TypeError that says where it goes.
     """
     if loose:
         raise TypeError(loose_keywords_error("sample_videos()", loose))
@@ -74,6 +76,8 @@ def sample_videos(
                    sampler=sampler, generator=gen, device=device, progress=progress, options=options,
                    extra_args={**(extra_args or {}), **part}, callback=callback)
         out.append(x.float().cpu())
+        if on_batch is not None:
+            on_batch(start + n, num)
     return torch.cat(out).clamp(-1.0, 1.0)
 
 

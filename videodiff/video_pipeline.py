@@ -160,13 +160,14 @@ class VideoPipeline:
     def generate(self, prompt: str | list[str] | None = None, *, num: int = 1, num_frames: int | None = None,
                  guidance: float | None = None, steps: int | None = None, sampler: str | None = None,
                  options: dict | None = None, seed: int = 0, batch_size: int = 16,
-                 progress: bool = False) -> torch.Tensor:
+                 progress: bool = False, on_batch=None) -> torch.Tensor:
         """``num`` videos per prompt (prompt-major; ``prompt=None``: ``num`` unconditional ones), reproducibly:
-        video ``i`` depends only on ``seed`` and ``i``. Guidance ``w`` of eq. (5) (None: the model's)."""
+        video ``i`` depends only on ``seed`` and ``i``. Guidance ``w`` of eq. (5) (None: the model's).
+        ``on_batch(done, total)``: called after every batch of ``batch_size`` videos."""
         from .pipeline import sample_from_prompts, sample_videos
 
         s = self.settings("generate", sampler=sampler, steps=steps, options=options)
-        kw = dict(seed=seed, batch_size=batch_size, num_frames=num_frames, progress=progress, **s)
+        kw = dict(seed=seed, batch_size=batch_size, num_frames=num_frames, progress=progress, on_batch=on_batch, **s)
         if prompt is None:
             if guidance:
                 raise ValueError("guidance needs a prompt (guidance strengthens a text condition)")

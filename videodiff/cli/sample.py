@@ -3,6 +3,8 @@ guidance) into a grid video. Thin: parse, call :meth:`videodiff.VideoPipeline.ge
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +12,27 @@ from .options import (add_model_args, add_precision_args, add_sampler_args, chec
                       check_sampler_flags, fps_option, load_pipeline_arg, sampler_flag_values)
 
 __all__ = ["add_subcommands"]
+
+
+def _duration(seconds: float) -> str:
+    """3.1 s, 32 min, 2.5 h: a time estimate at the precision it has."""
+    if seconds < 90:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
+def _time_estimate(t0: float):
+    """An ``on_batch`` for :meth:`VideoPipeline.generate`: after the first batch, when more than one batch remains,
+    one note with the time of that batch and the estimated total (the first batch includes any warm-up)."""
+    def on_batch(done: int, total: int) -> None:
+        if on_batch.first is None:
+            on_batch.first = done
+            if total - done > done:  # more than one batch remains
+                dt = time.perf_counter() - t0
+                print(f"note: {done} videos in {dt:.1f} s; about {_duration(dt * math.ceil(total / done))} "
+                      f"for {total}", file=sys.stderr, flush=True)
+    on_batch.first = None
+    return on_batch
 
 
 def _cmd_sample(args) -> int:
@@ -25,7 +48,8 @@ def _cmd_sample(args) -> int:
     t0 = time.perf_counter()
     videos = pipe.generate(args.prompt or None, num=args.num, num_frames=args.frames, guidance=args.guidance,
                            steps=args.steps, sampler=args.sampler, options=sampler_flag_values(args) or None,
-                           seed=args.seed, batch_size=args.batch_size, progress=True)  # prompt-major rows
+                           seed=args.seed, batch_size=args.batch_size, progress=True,
+                           on_batch=_time_estimate(t0))  # prompt-major rows
     dt = time.perf_counter() - t0
     pipe.save_video(videos, out, fps=fps_option(args, pipe.config), nrow=args.num if args.prompt else None)
     if args.save_tensor:

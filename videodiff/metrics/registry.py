@@ -174,13 +174,19 @@ class MetricRun:
                 entry.check(self.ctx)
 
     def load(self, shapes: dict) -> None:
-        """With the sets' ``(F, H, W)`` (``{"real": ..., "fake": ...}``): paired sets must match; every extractor
+        """With the sets' ``(F, H, W)`` (``{"real": ..., "fake": ...}``): paired sets must match, and sets of set
+        metrics must have one frame count (a one-line ValueError naming both and ``--frames``); every extractor
         loads (once)."""
         from .paired import check_pairs
 
         self.ctx.shapes = {k: tuple(int(x) for x in v) for k, v in shapes.items()}
         if self.paired:
             check_pairs(self.ctx.stub("real"), self.ctx.stub("fake"))
+        nr, nf = (self.ctx.shapes[k][0] for k in ("real", "fake")) if {"real", "fake"} <= set(shapes) else (0, 0)
+        if nr != nf and any(not m.paired for m in self.metrics):  # else the networks would see other lengths
+            raise ValueError(f"the real {self.ctx.unit}s have {nr} frames and the fake {nf}: set metrics compare "
+                             f"{self.ctx.unit}s of one length; pass --frames {min(nr, nf)} to cut both sets to "
+                             f"their first {min(nr, nf)} frames")
         for f in self.extractors:
             self.ctx.loaded[f.name] = f.load(self.ctx) if f.load is not None else None
 

@@ -79,6 +79,12 @@ class UNetConfig:
                 f"model.image_size ({self.image_size}) must be divisible by 2^(K-1) = "
                 f"{2 ** (len(self.channel_mults) - 1)} for K = {len(self.channel_mults)} levels"
             )
+        sizes = [self.image_size // 2**k for k in range(len(self.channel_mults))]
+        if self.attn_resolutions and not self.attention_levels():  # () is allowed: no attention, deliberately
+            raise ValueError(f"model.attn_resolutions {list(self.attn_resolutions)} matches no level of the U-Net, "
+                             f"whose levels have sizes {sizes} (model.image_size {self.image_size}, "
+                             f"{len(sizes)} model.channel_mults): the network would have no attention; use sizes "
+                             f"from {sizes}, or [] for none")
         for level in self.attention_levels() + [len(self.channel_mults) - 1]:
             ch = self.base_channels * self.channel_mults[level]
             if ch % self.head_dim:
