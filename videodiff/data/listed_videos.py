@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from ..io import VideoReadError, video_info
 from .transforms import clip_span
-from .video_folder import read_clip
+from .video_folder import first_readable, read_clip
 
 __all__ = ["ListedVideos"]
 
@@ -64,24 +64,16 @@ class ListedVideos(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"clip {index} out of range for {len(self)} clips")
         rng = np.random.default_rng([self.seed, self.split_id, index])
-        n = len(self.videos)
-        for attempt in range(n):
-            v = (index + attempt) % n
+
+        def read(v: int) -> dict:
             path = self.videos[v]
-            if path in self.skipped:
-                continue
-            try:
-                count = video_info(path)[0]
-                if count < self.span:
-                    raise VideoReadError(f"{path}: too short: {count} frames, a clip of {self.num_frames} frames at "
-                                         f"frameskip {self.frameskip} needs {self.span}")
-                start = 0 if self.first_clip else int(rng.integers(0, count - self.span + 1))
-                video = read_clip(path, start, self.num_frames, self.frameskip, self.image_size, self.channels)
-            except VideoReadError as e:
-                if self.on_error == "raise":
-                    raise
-                self.skipped.append(path)
-                warnings.warn(f"skipping unreadable video: {e}", stacklevel=2)
-                continue
+            count = video_info(path)[0]
+            if count < self.span:
+                raise VideoReadError(f"{path}: too short: {count} frames, a clip of {self.num_frames} frames at "
+                                     f"frameskip {self.frameskip} needs {self.span}")
+            start = 0 if self.first_clip else int(rng.integers(0, count - self.span + 1))
+            video = read_clip(path, start, self.num_frames, self.frameskip, self.image_size, self.channels)
             return {"video": video, "label": self.labels[v], "path": path, "start": start, "index": index}
-        raise VideoReadError(f"every listed video failed to read ({len(self.skipped)} skipped)")
+
+        return first_readable(self, index, read,
+                              lambda: f"every listed video failed to read ({len(self.skipped)} skipped)")

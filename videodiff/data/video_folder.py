@@ -43,6 +43,26 @@ def read_clip(path, start: int, num_frames: int, frameskip: int, image_size: int
     return frames_to_clip(frames, image_size, channels)  # (C, F, H, W)
 
 
+def first_readable(ds, index: int, read, failed) -> dict:
+    """``read(v)`` of the first video ``v = index, index + 1, ...`` (cyclically) of ``ds.videos`` not in
+    ``ds.skipped`` whose read does not raise :class:`VideoReadError`. With ``ds.on_error == "skip"`` a failing video
+    is added to ``ds.skipped`` with a warning and the next one is tried; with ``"raise"`` the error propagates.
+    When every video fails: ``VideoReadError(failed())``."""
+    n = len(ds.videos)
+    for attempt in range(n):
+        v = (index + attempt) % n
+        if ds.videos[v] in ds.skipped:
+            continue
+        try:
+            return read(v)
+        except VideoReadError as e:
+            if ds.on_error == "raise":
+                raise
+            ds.skipped.append(ds.videos[v])
+            warnings.warn(f"skipping unreadable video: {e}", stacklevel=3)
+    raise VideoReadError(failed())
+
+
 class VideoFolder(Dataset):
     """``clips_per_video * len(videos)`` clips. Items: ``video`` float32 ``(channels, num_frames,
     image_size, image_size)`` in [-1, 1], ``path`` (str), ``start`` (first source frame), ``index`` and, with
@@ -109,22 +129,13 @@ class VideoFolder(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"clip {index} out of range for {len(self)} clips")
         rng = np.random.default_rng([self.seed, self.split_id, index])
-        n = len(self.videos)
         # In "skip" mode a file that fails only now (e.g. truncated past its header) is dropped and the
         # next video is used instead; "raise" mode propagates the error naming the file.
-        for attempt in range(n):
-            v = (index + attempt) % n
-            if self.videos[v] in self.skipped:
-                continue
+        def read(v: int) -> dict:
             start = int(rng.integers(0, self.frame_counts[v] - self.span + 1))
-            try:
-                return self._clip(v, start, index)
-            except VideoReadError as e:
-                if self.on_error == "raise":
-                    raise
-                self.skipped.append(self.videos[v])
-                warnings.warn(f"skipping unreadable video: {e}", stacklevel=2)
-        raise VideoReadError(f"every video under {self.root} failed to read")
+            return self._clip(v, start, index)
+
+        return first_readable(self, index, read, lambda: f"every video under {self.root} failed to read")
 
     def _clip(self, v: int, start: int, index: int) -> dict:
         path = self.videos[v]
