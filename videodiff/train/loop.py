@@ -39,6 +39,7 @@ from ..config import ExperimentConfig, config_from_dict, config_to_dict
 from ..data import build_dataset, collate_clips
 from ..denoiser import Denoiser
 from ..io import save_video_grid
+from ..context import known_first
 from ..losses import diffusion_loss
 from ..nn import joint_frame_mask, set_activation_checkpointing
 from ..models import build_model, load_state_checked, load_weights
@@ -201,6 +202,14 @@ def _net_kwargs(batch: dict, cfg: ExperimentConfig, text_cache, keep: torch.Tens
         cond["cond_keep"] = cond["cond_keep"] & keep  # empty captions stay null; the rest drop out with keep
         kwargs.update(cond)
     return kwargs
+
+
+def _known(noise, x: torch.Tensor, cfg: ExperimentConfig) -> torch.Tensor | None:
+    """``(b, F + N)``: the clean context frames of each clip (its first ``n``; never an appended image frame)."""
+    if noise.context is None:
+        return None
+    video_frames = x.shape[2] - cfg.data.image_frames
+    return known_first(noise.context.clamp(max=video_frames), x.shape[2])
 
 
 def _preview_prompts(cfg: ExperimentConfig) -> list[str]:
@@ -405,13 +414,14 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                     global_batch=tc.batch_size, low_discrepancy=cfg.diffusion.low_discrepancy,
                     drop_prob=tc.cond_drop_prob if text_cache is not None else None,
                     video_frames=x.shape[2] - cfg.data.image_frames, image_frames=cfg.data.image_frames,
-                    device=device)
+                    context_choices=tc.context_frames, device=device)
                 seed_dropout(tc.seed, step, first)
                 net_kwargs = _net_kwargs(batch, cfg, text_cache, noise.keep, device)
                 with no_sync(net, sync=m == tc.grad_accum - 1):  # all-reduce once, after the last micro-batch
                     with autocast(device, dtype):
                         losses = diffusion_loss(net, x, cfg.diffusion.schedule(noise.t), noise.eps,
-                                                parameterization=cfg.diffusion.parameterization, **net_kwargs)
+                                                parameterization=cfg.diffusion.parameterization,
+                                                known=_known(noise, x, cfg), **net_kwargs)
                     # DDP averages over ranks, so this makes the gradient the mean over the global batch
                     (losses.sum() / (micro * tc.grad_accum)).backward()
                 step_loss += losses.detach().sum()
