@@ -220,3 +220,39 @@ def test_context_training_resumes_bit_exactly_and_differs_from_unconditional(tmp
     plain = [c for c in common if not c.startswith("train.context_frames")]
     train(load_config(None, plain + ["train.steps=4"]), tmp_path / "plain", progress=False)
     assert losses(tmp_path / "plain") != losses(tmp_path / "full")
+
+
+def test_last_known_frames_are_the_latest_given_ones_repeated_at_every_frame():
+    from videodiff.context import concat_inputs, last_known
+
+    ctx = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 1, 5, 1, 1).expand(2, 1, 5, 2, 2)
+    known = known_first(torch.tensor([3, 1]), 5)
+    out = last_known(ctx, known, 2)  # (B, 2, F, H, W)
+    assert out.shape == (2, 2, 5, 2, 2)
+    assert out[0, :, 4, 0, 0].tolist() == [2.0, 1.0] and out[0, :, 0, 0, 0].tolist() == [2.0, 1.0]
+    assert out[1, :, 3, 0, 0].tolist() == [5.0, 0.0]  # video 1 has one given frame (index 0 = value 5): then zeros
+    full = concat_inputs(torch.zeros(2, 1, 5, 2, 2), ctx, known, 2)
+    assert full.shape == (2, 4, 5, 2, 2) and full[:, 3, :, 0, 0].tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0]]
+    assert torch.equal(concat_inputs(torch.ones(1, 1, 3, 2, 2), None, None, 2)[:, 1:], torch.zeros(1, 3, 3, 2, 2))
+
+
+def test_concat_model_widens_from_the_plain_network_and_starts_equal_to_it():
+    from videodiff.train.loop import _init_from
+
+    torch.manual_seed(0)
+    small = UNetConfig(in_channels=1, image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                       attn_resolutions=(4,), head_dim=8, dropout=0.0)
+    plain = UNet3D(small).eval()
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    wide = UNet3D(UNetConfig(**{**small.__dict__, "context_concat": 2})).eval()
+    assert wide.conv_in.weight.shape[1] == 4
+    _init_from(wide, plain.state_dict(), "plain")
+    z, lam = torch.randn(2, 1, 4, 8, 8), torch.tensor([0.0, 1.0])
+    ctx, known = torch.randn(2, 1, 4, 8, 8), known_first(torch.tensor([1, 2]), 4)
+    with torch.no_grad():
+        a = Denoiser(plain, "v")(z, lam, context=ctx, context_mask=known)
+        b = Denoiser(wide, "v")(z, lam, context=ctx, context_mask=known)
+        c = Denoiser(wide, "v")(z, lam)  # unconditional use of the concat model: zero context channels
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)  # the new input channels start at zero weight
+    assert c.shape == z.shape and Denoiser(wide, "v").concat == 2

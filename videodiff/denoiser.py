@@ -13,7 +13,7 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor, nn
 
-from .context import context_inputs, frames_mask
+from .context import concat_inputs, context_concat, context_inputs, frames_mask
 from .parameterization import PARAMETERIZATIONS, check_parameterization, x_from_output
 from .precision import autocast
 
@@ -46,6 +46,7 @@ class Denoiser(nn.Module):
         self.parameterization = check_parameterization(parameterization)
         self.clip_x = clip_x
         self.autocast_dtype = autocast_dtype
+        self.concat = context_concat(net)  # model.context_concat: extra input channels (videodiff/context.py)
 
     def forward(self, z_t: Tensor, logsnr: Tensor, *, context: Tensor | None = None,
                 context_mask: Tensor | None = None, **kwargs) -> Tensor:
@@ -55,7 +56,10 @@ class Denoiser(nn.Module):
         logsnr = torch.as_tensor(logsnr, dtype=torch.float32, device=z_t.device).expand(z_t.shape[0])
         if (context is None) != (context_mask is None):
             raise ValueError("context and context_mask go together: give both or neither")
-        z_in, net_logsnr = (z_t, logsnr) if context is None else context_inputs(z_t, logsnr, context, context_mask)
+        if context is None:
+            z_in, net_logsnr = (concat_inputs(z_t, None, None, self.concat) if self.concat else z_t), logsnr
+        else:
+            z_in, net_logsnr = context_inputs(z_t, logsnr, context, context_mask, self.concat)
         with autocast(z_t.device, self.autocast_dtype):
             out = self.net(z_in, net_logsnr, **kwargs)
         out = out.to(z_t.dtype)

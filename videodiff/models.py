@@ -134,7 +134,7 @@ def model_from_state(cfg: ExperimentConfig, state: dict, device: torch.device, *
     load_state_checked(net, state, path)  # one line naming the source if they are another network's
     net.eval().requires_grad_(False)
     # auto: measured for this network and a batch of 2 clips (a guided prompt) on CPUs with native bf16
-    shape = (2, cfg.data.channels, cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size)
+    shape = (2, cfg.model.input_channels(), cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size)
     dtype = resolve_for_network(precision or cfg.sample.precision, net, shape, device)
     prepare_network(net, dtype)
     if cfg.sample.compile if compile is None else compile:

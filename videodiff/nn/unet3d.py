@@ -61,6 +61,10 @@ class UNetConfig:
     # True: the pixel coordinates enter the first feature map through a zero-initialised 1x1 convolution (CoordConv).
     # Not in the paper; see ``spatial_positions`` in the module docstring. False (default): the paper's network.
     spatial_positions: bool = False
+    # > 0: every frame's input also holds this many clean context frames (the last given ones) and a "given" flag,
+    # concatenated to z_t by the caller (videodiff/context.py; MCVD-style concatenation for a frame-conditional
+    # model): the first convolution takes in_channels * (1 + n) + 1 channels. 0 (default): the paper's network.
+    context_concat: int = 0
     # Deprecated spelling of train.activation_checkpointing (older configs load: ExperimentConfig moves it there). A
     # UNet3D built from a config with it set still checkpoints its blocks (set_activation_checkpointing changes it).
     gradient_checkpointing: bool = False
@@ -68,6 +72,8 @@ class UNetConfig:
     def __post_init__(self) -> None:
         self.channel_mults = tuple(self.channel_mults)
         self.attn_resolutions = tuple(self.attn_resolutions)
+        if self.context_concat < 0:
+            raise ValueError(f"model.context_concat must be >= 0, got {self.context_concat}")
         if self.frame_positions < 0:
             raise ValueError(f"model.frame_positions must be >= 0, got {self.frame_positions}")
         if min(self.in_channels, self.base_channels, self.num_res_blocks, self.head_dim) < 1:
@@ -89,6 +95,11 @@ class UNetConfig:
             ch = self.base_channels * self.channel_mults[level]
             if ch % self.head_dim:
                 raise ValueError(f"model.head_dim ({self.head_dim}) must divide the {ch} channels of level {level}")
+
+    def input_channels(self) -> int:
+        """Channels of the first convolution: ``in_channels``, plus the concatenated context frames and flag."""
+        n = self.context_concat
+        return self.in_channels * (1 + n) + (1 if n else 0)
 
     def attention_levels(self) -> list[int]:
         """Indices of the levels whose resolution (``image_size / 2^k``) is in ``attn_resolutions``."""
@@ -118,6 +129,8 @@ class UNet3D(nn.Module):
     # Parameters of optional inputs that start at zero (the network is then the same function as one without them),
     # so a model may add them when it starts from another's weights (train.init_from).
     ZERO_INIT_OPTIONAL = ("frame_pos.weight", "coord_in.weight", "coord_in.bias")
+    # Input channels a fine-tune may add to the network it starts from (train.init_from): they start at zero weight.
+    WIDENED_INPUTS = ("conv_in.weight",)
 
     def __init__(self, cfg: UNetConfig):
         super().__init__()
@@ -133,7 +146,7 @@ class UNet3D(nn.Module):
         self.frame_pos = nn.Embedding(cfg.frame_positions, emb_dim) if cfg.frame_positions > 0 else None
         if self.frame_pos is not None:
             nn.init.zeros_(self.frame_pos.weight)  # starts as the paper's network (and as a model fine-tuned from)
-        self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
+        self.conv_in = nn.Conv2d(cfg.input_channels(), ch0, 3, padding=1)
         self.coord_in = nn.Conv2d(2, ch0, 1) if cfg.spatial_positions else None
         if self.coord_in is not None:
             nn.init.zeros_(self.coord_in.weight)  # starts as the network without it (a fine-tune starts unchanged)

@@ -82,9 +82,26 @@ def _weights_finite(model: torch.nn.Module, env: DistEnv | None = None) -> bool:
     return env.all_sum(torch.tensor(float(not local), device=env.device)).item() == 0
 
 
+def _widen_inputs(model: torch.nn.Module, state: dict) -> dict:
+    """A network that takes more input channels than the one it starts from (``model.context_concat``): the
+    weights of the new channels start at zero, so the fine-tune starts as the network it came from."""
+    own = model.state_dict()
+    widened = tuple(name for m in model.modules() for name in getattr(m, "WIDENED_INPUTS", ()))
+    state = dict(state)
+    for key, value in state.items():
+        mine = own.get(key)
+        if (key.endswith(widened) and mine is not None and value.ndim == mine.ndim >= 2
+                and value.shape[0] == mine.shape[0] and value.shape[2:] == mine.shape[2:]
+                and value.shape[1] < mine.shape[1]):
+            pad = value.new_zeros((value.shape[0], mine.shape[1] - value.shape[1], *value.shape[2:]))
+            state[key] = torch.cat([value, pad], 1)
+    return state
+
+
 def _init_from(model: torch.nn.Module, state: dict, source) -> list[str]:
     """Load ``state`` into ``model``; returns the names of parameters it lacks that may start at their
     (zero) initialisation. Anything else that does not match is an error naming ``train.init_from``."""
+    state = _widen_inputs(model, state)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
@@ -367,7 +384,8 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                     with autocast(device, dtype):
                         losses = diffusion_loss(net, x, cfg.diffusion.schedule(noise.t), noise.eps,
                                                 parameterization=cfg.diffusion.parameterization,
-                                                known=_known(noise, x, cfg), **net_kwargs)
+                                                known=_known(noise, x, cfg), concat=cfg.model.context_concat,
+                                                **net_kwargs)
                     # DDP averages over ranks, so this makes the gradient the mean over the global batch
                     (losses.sum() / (micro * tc.grad_accum)).backward()
                 step_loss += losses.detach().sum()
