@@ -168,21 +168,21 @@ def format_paper_protocol(results: dict) -> str:
     dev = f"  (deviations: {'; '.join(p['deviations'])})" if p["deviations"] else ""
     if p["conditioning_frames"]:
         lines = [f"{p['name']}: {p['given']} -> {p['predicted']} frames, {p['clips']} clips x {p['samples_per_clip']} "
-                 f"samples{dev}", f"{'method':<30} {'FVD mean-of-K':>14} {'FVD pooled':>11}"]
-        lines += [f"{e['method']:<30} {_cell(e.get('fvd_mean_of_k')):>14} {_cell(e.get('fvd_pooled')):>11}"
+                 f"samples{dev}", f"{'method':<36} {'FVD mean-of-K':>14} {'FVD pooled':>11}"]
+        lines += [f"{e['method']:<36} {_cell(e.get('fvd_mean_of_k')):>14} {_cell(e.get('fvd_pooled')):>11}"
                   for e in results["results"]]
-        lines += [f"{r['method'] + ' (published)':<30} {_cell(r.get('fvd')):>14}" for r in results["published"]]
+        lines += [f"{r['method'] + ' (published)':<36} {_cell(r.get('fvd')):>14}" for r in results["published"]]
         return "\n".join(lines)
     lines = [f"{p['name']}: unconditional {p['frames']}x{p['resolution'][0]}x{p['resolution'][1]}, {p['samples']} "
              f"samples, {p['clips']} real clips{dev}",
-             f"{'method':<30} {'IS (10 splits)':>18} {'IS (1 split)':>14} {'FID (C3D)':>10} {'FVD':>9}"]
+             f"{'method':<36} {'IS (<=10 splits)':>18} {'IS (1 split)':>14} {'FID (C3D)':>10} {'FVD':>9}"]
     for e in results["results"]:
         ten = next((v for key, v in e.items() if key.startswith("is_") and key.endswith("_splits")
                     and key != "is_1_splits"), None)
-        lines.append(f"{e['method']:<30} {_cell(ten):>18} {_cell(e.get('is_1_splits')):>14} "
+        lines.append(f"{e['method']:<36} {_cell(ten):>18} {_cell(e.get('is_1_splits')):>14} "
                      f"{_cell(e.get('fid_c3d'), 1):>10} {_cell(e.get('fvd'), 1):>9}")
     for r in results["published"]:
         is_ = f"{r['is']:.2f} +- {r['is_std']:.2f}" if "is" in r else "-"
-        lines.append(f"{r['method'] + ' (published)':<30} {is_:>18} {'':>14} {_cell(r.get('fid'), 1):>10}")
+        lines.append(f"{r['method'] + ' (published)':<36} {is_:>18} {'':>14} {_cell(r.get('fid'), 1):>10}")
     return "\n".join(lines)
 
