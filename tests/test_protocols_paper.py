@@ -129,11 +129,14 @@ def test_select_indices_first_and_seeded():
 
 def test_bair_clips_are_the_first_16_frames_of_the_test_episodes(tmp_path):
     from videodiff.data.bair import BAIRPushing
-    from videodiff.evaluation.protocols_paper import PAPER_PROTOCOLS, load_protocol_clips
+    from videodiff.evaluation.protocols_paper import PAPER_PROTOCOLS, ProtocolClips, load_protocol_clips
 
     root = _bair(tmp_path / "bair")
     real, rec = load_protocol_clips(PAPER_PROTOCOLS["bair"], root)
     assert real.shape == (3, 3, 16, 64, 64) and rec["available"] == 3 and rec["clips"] == 3
+    clips = ProtocolClips(PAPER_PROTOCOLS["bair"], root)
+    assert torch.equal(torch.cat([c for _, c in clips.chunks(2)]), real)  # streamed in chunks: the same clips
+    assert clips.record()["sha256_paths_starts"] == rec["sha256_paths_starts"]
     episodes = BAIRPushing(root, split="test", num_frames=16)
     for i in range(3):
         frames = episodes.episode(i)["frames"][:16]  # (16, 64, 64, 3) uint8
@@ -151,14 +154,14 @@ def test_prediction_protocol_counts_and_a_perfect_predictor(tmp_path, stub_i3d):
     real, rec = load_protocol_clips(protocol, _bair(tmp_path / "bair"))
     seen = []
 
-    def oracle(given, method):
-        seen.append(given.shape)
-        assert torch.equal(given, real[:, :, :1])
-        return real[:, None].repeat(1, 4, 1, 1, 1, 1)  # every sample the true future
+    def oracle(given, method, start):
+        seen.append((tuple(given.shape), start))
+        assert torch.equal(given, real[start : start + len(given), :, :1])
+        return real[start : start + len(given), None].repeat(1, 4, 1, 1, 1, 1)  # every sample the true future
 
     res = run_paper_protocol(protocol, real, rec, predict=oracle, samples=4, batch_size=16, progress=False)
     rows = {r["method"]: r for r in res["results"]}
-    assert seen == [(3, 3, 1, 64, 64)]
+    assert seen == [((3, 3, 1, 64, 64), 0)]
     # I3D saw the 3 real clips, then 4 sets of 3 (one per sample index), then the copy baseline's one set of 3
     assert stub_i3d.calls == [3] + [3] * 4 + [3]
     model = rows["gradient"]
@@ -170,6 +173,24 @@ def test_prediction_protocol_counts_and_a_perfect_predictor(tmp_path, stub_i3d):
             p["samples_per_clip"], p["samples"]) == ("bair", "test", 3, 1, 15, 4, 12)
     assert p["deviations"] == ["3 real clips instead of 256", "4 samples per clip instead of 100"]
     assert "Video Diffusion Models (published)" in format_paper_protocol(res)
+    # chunk by chunk (one clip at a time: 3 predict calls, features gathered), the same scores
+    seen.clear()
+    chunked = run_paper_protocol(protocol, real, rec, predict=oracle, samples=4, batch_size=16, progress=False,
+                                 chunk=1)
+    assert seen == [((1, 3, 1, 64, 64), i) for i in range(3)] and chunked["protocol"]["chunk_clips"] == 1
+    for a, b in zip(res["results"], chunked["results"]):
+        assert a["fvd_per_k"] == pytest.approx(b["fvd_per_k"], abs=1e-3), (a, b)
+
+
+def test_fvd_from_gathered_features_equals_the_smmnist_rows():
+    from videodiff.evaluation.protocol_paper_run import fvd_rows_from_features
+    from videodiff.evaluation.protocol_run import _fvd_rows
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(40, 4))
+    table = [rng.normal(loc=k, size=(40, 4)) for k in range(3)]
+    clips = torch.arange(3).view(1, 3, 1, 1, 1, 1).expand(40, 3, 1, 1, 1, 1).float()  # (N, K, ...): value k
+    assert fvd_rows_from_features(real, table) == _fvd_rows(clips, real, lambda v: table[int(v[0].item())])
 
 
 def test_unconditional_protocol_scores_generated_clips_against_the_real_ones(tmp_path, stub_i3d):
@@ -182,14 +203,14 @@ def test_unconditional_protocol_scores_generated_clips_against_the_real_ones(tmp
     assert real.shape == (5, 3, 16, 64, 64) and rec["available"] == 6  # all_videos: train + test lists
     c3d = load_c3d(*map(str, _c3d_files(tmp_path)))
     assert c3d.conv1a.out_channels == 4  # width read from the file
-    res = run_paper_protocol(protocol, real, rec, generate=lambda n: real[:n].clone(), samples=5, c3d=c3d,
-                             batch_size=16, progress=False)
+    res = run_paper_protocol(protocol, real, rec, generate=lambda n, start: real[start : start + n].clone(),
+                             samples=5, c3d=c3d, batch_size=16, progress=False, chunk=2)
     model, real_row = res["results"]
     # the "model" returns the real clips: FID and FVD vanish, its IS is the real data's
     assert model["fid_c3d"] == pytest.approx(0, abs=1e-2) and model["fvd"] == pytest.approx(0, abs=1e-2)
     assert model["is_1_splits"] == real_row["is_1_splits"] and model["is_5_splits"] == real_row["is_5_splits"]
     assert model["is_clips"] == 5 and model["fvd_sets"] == {"real_clips": 5, "samples": 5}
-    assert stub_i3d.calls == [5, 5]
+    assert stub_i3d.calls == [2, 2, 1, 2, 2, 1]  # real then generated, in chunks of 2
     p = res["protocol"]
     assert p["conditioning_frames"] == 0 and p["samples"] == 5 and p["split"] == "train"
     assert p["c3d"]["weights_sha256"] and "is" in p["metrics"] and "IS (<=10 splits)" in format_paper_protocol(res)

@@ -69,8 +69,8 @@ def run_protocol_command(args, command: str) -> int:
         return pipe.predict(given, given=protocol.given, frames=protocol.frames, samples=k, method=method,
                             seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress, **over)
 
-    if is_paper_protocol(protocol):  # the same prediction closure, the paper's datasets and metrics
-        return run_paper_protocol_command(args, command, protocol, pipe, predict, methods, over)
+    if is_paper_protocol(protocol):  # same pipe and settings (over), predicted chunk by chunk on the datasets
+        return run_paper_protocol_command(args, command, protocol, pipe, methods, over)
 
     kept: dict = {}
     t0 = time.perf_counter()

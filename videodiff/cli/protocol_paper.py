@@ -1,7 +1,8 @@
 """``videodiff eval --protocol bair|kinetics600|ucf101`` (issue 28): the paper's benchmark protocols on the datasets
 as distributed (:mod:`videodiff.evaluation.protocols_paper`). Called from :mod:`.protocol`, which parses the shared
-flags, loads the model and builds the prediction closure (the SMMNIST protocols' path); this adds the data and C3D
-flags, checks them before anything is loaded, and runs :func:`videodiff.evaluation.protocol_paper_run.run_paper_protocol`.
+flags, checks the counts and loads the model; this adds the data and C3D flags, checks them before anything is
+loaded, predicts through ``VideoPipeline.predict`` with the SMMNIST protocols' settings (one seed per chunk of clips)
+and runs :func:`videodiff.evaluation.protocol_paper_run.run_paper_protocol`.
 """
 
 from __future__ import annotations
@@ -62,13 +63,14 @@ def check_paper_protocol_args(args, protocol) -> None:
         raise ValueError(f"--c3d-weights/--c3d-mean apply to --protocol ucf101 only, not {name}")
 
 
-def run_paper_protocol_command(args, command: str, protocol, pipe, predict, methods, over: dict) -> int:
-    """Read the protocol's clips, predict or generate with ``pipe``, score, print the table, write the JSON."""
+def run_paper_protocol_command(args, command: str, protocol, pipe, methods, over: dict) -> int:
+    """Read the protocol's clips, predict (``pipe.predict`` with the SMMNIST protocols' settings ``over``, one seed
+    per chunk of clips) or generate with ``pipe``, score, print the table, write the JSON."""
     import torch
 
     from ..evaluation import write_results
-    from ..evaluation.protocol_paper_run import format_paper_protocol, run_paper_protocol
-    from ..evaluation.protocols_paper import load_protocol_clips
+    from ..evaluation.protocol_paper_run import chunk_seed, format_paper_protocol, run_paper_protocol
+    from ..evaluation.protocols_paper import ProtocolClips
 
     cfg = pipe.config
     if cfg.data.image_size != protocol.image_size or cfg.data.channels != protocol.channels:
@@ -76,10 +78,9 @@ def run_paper_protocol_command(args, command: str, protocol, pipe, predict, meth
                          f"{protocol.image_size}; the model makes {cfg.data.channels}-channel "
                          f"{cfg.data.image_size}x{cfg.data.image_size} videos")
     t0 = time.perf_counter()
-    real, record = load_protocol_clips(protocol, args.data_root, args.videos, annotations=args.annotations,
-                                       kinetics_split=args.kinetics_split)
-    print(f"{protocol.name}: {record['clips']} real clips of the {record['split']} split "
-          f"({record['available']} available, {record['skipped_files']} files skipped)")
+    clips = ProtocolClips(protocol, args.data_root, args.videos, annotations=args.annotations,
+                          kinetics_split=args.kinetics_split)
+    print(f"{protocol.name}: {len(clips)} real clips of the {protocol.split} split ({len(clips.dataset)} available)")
     k = protocol.samples if args.samples is None else args.samples
     c3d = None
     if protocol.dataset == "ucf101":
@@ -87,22 +88,27 @@ def run_paper_protocol_command(args, command: str, protocol, pipe, predict, meth
 
         c3d = load_c3d(str(args.c3d_weights), str(args.c3d_mean))
     sampling = {key: v for key, v in over.items() if key in ("steps", "sampler")}
+    progress = not args.no_progress
 
-    def generate(num: int) -> torch.Tensor:
-        return pipe.generate(num=num, num_frames=protocol.frames, seed=args.seed, batch_size=args.batch_size,
-                             progress=not args.no_progress, **sampling)
+    def predict(given: torch.Tensor, method: str, start: int) -> torch.Tensor:  # the SMMNIST protocols' call
+        return pipe.predict(given, given=protocol.given, frames=protocol.frames, samples=k, method=method,
+                            seed=chunk_seed(args.seed, start), batch_size=args.batch_size, progress=progress, **over)
 
-    kept: dict = {}
-    results = run_paper_protocol(protocol, real, record, predict=predict, generate=generate, methods=methods,
-                                 samples=k, fvd=not args.no_fvd, c3d=c3d, cache_dir=args.cache_dir,
-                                 batch_size=args.batch_size, progress=not args.no_progress, keep_predictions=kept)
+    def generate(num: int, start: int) -> torch.Tensor:
+        return pipe.generate(num=num, num_frames=protocol.frames, seed=chunk_seed(args.seed, start),
+                             batch_size=args.batch_size, progress=progress, **sampling)
+
+    kept: dict | None = {} if args.save_predictions is not None else None
+    results = run_paper_protocol(protocol, clips, predict=predict, generate=generate, methods=methods, samples=k,
+                                 fvd=not args.no_fvd, c3d=c3d, cache_dir=args.cache_dir, batch_size=args.batch_size,
+                                 progress=progress, keep_predictions=kept)
     results["model"] = {"name": args.model, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
                         "step": pipe.model.step, "frames": cfg.data.num_frames, "precision": pipe.precision,
                         "sampling": {"seed": args.seed, **(over if protocol.conditional else sampling)}}
     results["command"] = command
     results["wall_time_s"] = round(time.perf_counter() - t0, 1)
     print(format_paper_protocol(results))
-    if args.save_predictions is not None and kept:
+    if kept:
         args.save_predictions.parent.mkdir(parents=True, exist_ok=True)
         torch.save(kept, args.save_predictions)
     if args.json is not None:

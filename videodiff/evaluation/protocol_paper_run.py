@@ -1,12 +1,14 @@
-"""Run a protocol of :mod:`.protocols_paper` (BAIR, Kinetics-600, UCF-101) on given real clips and a model's
-``predict(given, method) -> (N, K, C, T, H, W)`` (the path of :mod:`.protocol_run`) or
-``generate(num) -> (num, C, T, H, W)`` (unconditional UCF-101). Networks come in as arguments (``i3d``, ``c3d``) or
-are loaded when FVD is asked for, so the runner knows no model and no file layout.
+"""Run a protocol of :mod:`.protocols_paper` (BAIR, Kinetics-600, UCF-101) on real clips and a model's
+``predict(given, method, start) -> (b, K, C, T, H, W)`` (``VideoPipeline.predict``, the path of :mod:`.protocol_run`)
+or ``generate(num, start) -> (num, C, T, H, W)`` (unconditional UCF-101). Networks come in as arguments (``i3d``,
+``c3d``) or are loaded when FVD is asked for, so the runner knows no model and no file layout.
 
-Prediction protocols report, per method and for the **last-frame copy** baseline (every predicted frame is the last
-given one), the FVD of each sample index k against the real clips, their mean over k and the pooled FVD
-(:func:`videodiff.evaluation.protocol_run._fvd_rows`, the SMMNIST protocols' code). UCF-101 reports the C3D IS at 1
-and 10 splits, the C3D FID and the I3D FVD of the samples, and the C3D IS of the real clips.
+The full protocols are large (BAIR: 25,600 continuations; Kinetics-600: 50,000 real clips, 39 GB as float32), so
+clips are read, predicted, embedded and dropped chunk by chunk (:data:`CHUNK_CONTINUATIONS` continuations at a
+time); only I3D/C3D features are kept. Prediction protocols report, per method and for the **last-frame copy**
+baseline (every predicted frame is the last given one), the FVD of each sample index k against the real clips, their
+mean over k and the pooled FVD (as :func:`videodiff.evaluation.protocol_run._fvd_rows` of the SMMNIST protocols).
+UCF-101 reports the C3D IS at 1 and 10 splits, the C3D FID and the I3D FVD of the samples, and the real clips' IS.
 """
 
 from __future__ import annotations
@@ -14,11 +16,23 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .protocols_paper import PaperProtocol
 
-__all__ = ["run_paper_protocol", "format_paper_protocol"]
+__all__ = ["run_paper_protocol", "format_paper_protocol", "fvd_rows_from_features", "chunk_seed",
+           "CHUNK_CONTINUATIONS"]
+
+
+CHUNK_CONTINUATIONS = 256  # continuations (clips x samples) predicted, embedded and dropped at a time
+
+
+def chunk_seed(seed: int, start: int) -> int:
+    """The ``seed`` given to ``VideoPipeline.predict``/``generate`` for the chunk of clips from ``start``: continuation
+    ``k`` of clip ``n`` draws from ``sample_seed(chunk_seed(seed, start), (n - start) * K + k)``, unique per
+    ``(seed, n, k)``; the chunk size is the protocol's (:data:`CHUNK_CONTINUATIONS`), not a flag."""
+    return seed * 1_000_003 + start
 
 
 def _i3d_features(i3d, cache_dir, batch_size, progress) -> Callable:
@@ -31,74 +45,134 @@ def _i3d_features(i3d, cache_dir, batch_size, progress) -> Callable:
                                          progress=progress)
 
 
-def _prediction_rows(protocol, real, predict, methods, samples, features, keep_predictions) -> list[dict]:
-    from .protocol_run import _fvd_rows, baseline_predictions
+def fvd_rows_from_features(real_feats: np.ndarray, per_k: list[np.ndarray]) -> dict:
+    """:func:`videodiff.evaluation.protocol_run._fvd_rows` on features gathered chunk by chunk: the FVD of each
+    sample index k (the real set against the k-th samples), their mean and std over k, and pooled (all against real)."""
+    from ..metrics.fvd import fvd_from_features
 
-    n = real.shape[0]
-    given = real[:, :, : protocol.given]
-    preds, table = {}, []
-    for method in methods if predict is not None else ():
-        t0 = time.perf_counter()
-        pred = predict(given, method)  # (N, K, C, T, H, W)
-        wall = round(time.perf_counter() - t0, 1)
-        if pred.shape[:2] != (n, samples) or pred.shape[2:] != real.shape[1:]:
-            raise ValueError(f"predict returned {tuple(pred.shape)}; expected ({n}, {samples}, "
-                             f"{', '.join(map(str, real.shape[1:]))})")
-        preds[method] = pred
-        table.append({"method": method, "samples": samples, "predict_wall_s": wall,
-                      "given_max_abs_change": float((pred[:, :, :, : protocol.given] - given[:, None]).abs().max())})
-        if keep_predictions is not None:
-            keep_predictions[method] = pred
-    copy = baseline_predictions(given, protocol.predicted)["last-frame copy"]  # (N, 1, C, T, H, W)
-    preds["last-frame copy"] = copy
-    table.append({"method": "last-frame copy", "samples": 1})
+    fvds = [fvd_from_features(real_feats, f) for f in per_k]
+    out = {"fvd_mean_of_k": round(float(np.mean(fvds)), 3), "fvd_per_k": [round(v, 3) for v in fvds],
+           "fvd_std_of_k": round(float(np.std(fvds, ddof=1)), 3) if len(fvds) > 1 else None}
+    if len(per_k) > 1:
+        out["fvd_pooled"] = round(fvd_from_features(real_feats, np.concatenate(per_k)), 3)
+    return out
+
+
+class _TensorClips:
+    """Clips already in memory, served like :class:`.protocols_paper.ProtocolClips`."""
+
+    def __init__(self, videos: torch.Tensor, record: dict | None):
+        self.videos, self._record = videos, dict(record or {})
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def chunks(self, size: int):
+        for start in range(0, len(self), size):
+            yield start, self.videos[start : start + size]
+
+    def record(self) -> dict:
+        return self._record
+
+
+def _prediction_rows(protocol, clips, predict, methods, samples, features, keep_predictions, chunk) -> list[dict]:
+    from .protocol_run import baseline_predictions
+
+    methods = tuple(methods if predict is not None else ())
+    names = methods + ("last-frame copy",)
+    feats = {m: [[] for _ in range(samples if m in methods else 1)] for m in names}
+    real_feats, wall, drift, shape = [], dict.fromkeys(methods, 0.0), dict.fromkeys(methods, 0.0), None
+    kept = {m: [] for m in methods}
+    for start, real in clips.chunks(chunk):
+        shape = real.shape[1:]
+        given = real[:, :, : protocol.given]
+        preds = {}
+        for method in methods:
+            t0 = time.perf_counter()
+            pred = predict(given, method, start)  # (b, K, C, T, H, W)
+            wall[method] += time.perf_counter() - t0
+            if pred.shape[:2] != (len(real), samples) or pred.shape[2:] != shape:
+                raise ValueError(f"predict returned {tuple(pred.shape)}; expected ({len(real)}, {samples}, "
+                                 f"{', '.join(map(str, shape))})")
+            drift[method] = max(drift[method], float((pred[:, :, :, : protocol.given] - given[:, None]).abs().max()))
+            preds[method] = pred
+            if keep_predictions is not None:
+                kept[method].append(pred)
+        preds["last-frame copy"] = baseline_predictions(given, protocol.predicted)["last-frame copy"]
+        if features is not None:
+            real_feats.append(features(real))
+            for name, pred in preds.items():
+                for k in range(pred.shape[1]):
+                    feats[name][k].append(features(pred[:, k]))
+    if keep_predictions is not None:
+        keep_predictions.update({m: torch.cat(v) for m, v in kept.items() if v})
+    n = len(clips)
+    table = [{"method": m, "samples": samples, "predict_wall_s": round(wall[m], 1), "given_max_abs_change": drift[m]}
+             for m in methods] + [{"method": "last-frame copy", "samples": 1}]
     if features is not None:
-        real_feats = features(real)
+        real_all = np.concatenate(real_feats)
         for row in table:
-            pred = preds[row["method"]]
-            row.update(_fvd_rows(pred, real_feats, features))
-            row["fvd_sets"] = {"real_clips": n, "samples_per_set": int(pred.shape[0]), "sets": int(pred.shape[1])}
+            per_k = [np.concatenate(f) for f in feats[row["method"]]]
+            row.update(fvd_rows_from_features(real_all, per_k))
+            row["fvd_sets"] = {"real_clips": n, "samples_per_set": int(len(per_k[0])), "sets": len(per_k)}
     return table
 
 
-def _generation_rows(protocol, real, generate, samples, c3d, features, batch_size, progress) -> list[dict]:
+def _generation_rows(protocol, clips, generate, samples, c3d, features, batch_size, progress, chunk) -> list[dict]:
     from ..metrics.fid import clip_activations, fid_from_features
     from ..metrics.fvd import fvd_from_features
     from ..metrics.inception_score import inception_score
     from .video_sets import tensor_to_uint8
 
-    t0 = time.perf_counter()
-    fake = generate(samples)  # (S, C, T, H, W)
-    wall = round(time.perf_counter() - t0, 1)
-    if fake.shape != (samples, *real.shape[1:]):
-        raise ValueError(f"generate returned {tuple(fake.shape)}; expected ({samples}, "
-                         f"{', '.join(map(str, real.shape[1:]))})")
-    row = {"method": "model", "samples": samples, "generate_wall_s": wall}
-    real_row = {"method": "real data", "samples": int(real.shape[0])}
+    acts = {"real": [], "fake": []}  # C3D (fc7, fc8 logits) per chunk
+    i3d = {"real": [], "fake": []}
+
+    def embed(key, videos):
+        if c3d is not None:
+            a = clip_activations(tensor_to_uint8(videos), c3d, batch_size, progress)
+            acts[key].append((a["pool"], a["logits"]))
+        if features is not None:
+            i3d[key].append(features(videos))
+
+    shape = None
+    for _, real in clips.chunks(chunk):
+        shape = real.shape[1:]
+        embed("real", real)
+    wall = 0.0
+    for start in range(0, samples, chunk):
+        num = min(chunk, samples - start)
+        t0 = time.perf_counter()
+        fake = generate(num, start)  # (num, C, T, H, W)
+        wall += time.perf_counter() - t0
+        if fake.shape != (num, *shape):
+            raise ValueError(f"generate returned {tuple(fake.shape)}; expected ({num}, {', '.join(map(str, shape))})")
+        embed("fake", fake)
+    n = len(clips)
+    row = {"method": "model", "samples": samples, "generate_wall_s": round(wall, 1)}
+    real_row = {"method": "real data", "samples": n}
     if c3d is not None:
-        act = {name: clip_activations(tensor_to_uint8(v), c3d, batch_size, progress)
-               for name, v in (("real", real), ("fake", fake))}
+        pool = {k: np.concatenate([p for p, _ in v]) for k, v in acts.items()}
         for r, key in ((row, "fake"), (real_row, "real")):
-            logits = act[key]["logits"]
+            logits = np.concatenate([lg for _, lg in acts[key]])
             for s in sorted({1, min(10, len(logits))}):
                 mean, std = inception_score(logits, s)
                 r[f"is_{s}_splits"] = {"mean": round(mean, 4), "std": round(std, 4)}
             r["is_clips"] = len(logits)
-        row["fid_c3d"] = round(fid_from_features(act["real"]["pool"], act["fake"]["pool"]), 3)
-        row["fid_sets"] = {"real_clips": int(real.shape[0]), "samples": samples}
+        row["fid_c3d"] = round(fid_from_features(pool["real"], pool["fake"]), 3)
+        row["fid_sets"] = {"real_clips": n, "samples": samples}
     if features is not None:
-        row["fvd"] = round(fvd_from_features(features(real), features(fake)), 3)
-        row["fvd_sets"] = {"real_clips": int(real.shape[0]), "samples": samples}
+        row["fvd"] = round(fvd_from_features(np.concatenate(i3d["real"]), np.concatenate(i3d["fake"])), 3)
+        row["fvd_sets"] = {"real_clips": n, "samples": samples}
     return [row, real_row]
 
 
 def run_paper_protocol(
     protocol: PaperProtocol,
-    real: torch.Tensor,
-    real_record: dict,
+    clips,
+    real_record: dict | None = None,
     *,
-    predict: Callable[[torch.Tensor, str], torch.Tensor] | None = None,
-    generate: Callable[[int], torch.Tensor] | None = None,
+    predict: Callable[[torch.Tensor, str, int], torch.Tensor] | None = None,
+    generate: Callable[[int, int], torch.Tensor] | None = None,
     methods: tuple[str, ...] = ("gradient",),
     samples: int | None = None,
     fvd: bool = True,
@@ -108,22 +182,27 @@ def run_paper_protocol(
     batch_size: int = 8,
     progress: bool = True,
     keep_predictions: dict | None = None,
+    chunk: int | None = None,
 ) -> dict:
-    """Score ``protocol`` on ``real`` clips ``(N, C, T, H, W)`` (``real_record``: how they were chosen, from
-    :func:`.protocols_paper.load_protocol_clips`). Fewer clips or samples than the protocol's, a missing C3D or FVD
-    turned off are recorded as deviations."""
-    n = real.shape[0]
+    """Score ``protocol`` on ``clips`` (a :class:`.protocols_paper.ProtocolClips`, or real clips ``(N, C, T, H, W)``
+    with their ``real_record``), chunk by chunk: ``predict(given, method, start) -> (b, K, C, T, H, W)`` for the
+    ``b`` clips from index ``start``, or ``generate(num, start) -> (num, C, T, H, W)``; only features are kept.
+    Fewer clips or samples than the protocol's, no C3D, or FVD turned off are recorded as deviations."""
+    if isinstance(clips, torch.Tensor):
+        if clips.shape[1:] != (protocol.channels, protocol.frames, protocol.image_size, protocol.image_size):
+            raise ValueError(f"real clips {tuple(clips.shape)}; protocol {protocol.name} needs (N, "
+                             f"{protocol.channels}, {protocol.frames}, {protocol.image_size}, {protocol.image_size})")
+        clips = _TensorClips(clips, real_record)
+    n = len(clips)
     k = protocol.samples if samples is None else samples
-    if real.shape[1:] != (protocol.channels, protocol.frames, protocol.image_size, protocol.image_size):
-        raise ValueError(f"real clips {tuple(real.shape)}; protocol {protocol.name} needs (N, {protocol.channels}, "
-                         f"{protocol.frames}, {protocol.image_size}, {protocol.image_size})")
+    chunk = chunk or max(1, CHUNK_CONTINUATIONS // (k if protocol.conditional else 1))
     features = _i3d_features(i3d, cache_dir, batch_size, progress) if fvd else None
     if protocol.conditional:
-        table = _prediction_rows(protocol, real, predict, methods, k, features, keep_predictions)
+        table = _prediction_rows(protocol, clips, predict, methods, k, features, keep_predictions, chunk)
     else:
         if generate is None:
-            raise ValueError(f"protocol {protocol.name} is unconditional: it needs generate(num)")
-        table = _generation_rows(protocol, real, generate, k, c3d, features, batch_size, progress)
+            raise ValueError(f"protocol {protocol.name} is unconditional: it needs generate(num, start)")
+        table = _generation_rows(protocol, clips, generate, k, c3d, features, batch_size, progress, chunk)
     deviations = []
     if n != protocol.videos:
         deviations.append(f"{n} real clips instead of {protocol.videos}")
@@ -142,7 +221,9 @@ def run_paper_protocol(
            "samples": k * (n if protocol.conditional else 1), "given": protocol.given,
            "predicted": protocol.predicted, "videos": n, "selection": protocol.selection,
            "metrics": dict(protocol.metrics), "choices": list(protocol.choices), "deviations": deviations,
-           "data": real_record}
+           "data": clips.record(), "chunk_clips": chunk,
+           "seeds": "continuation k of clip n (or generated video n) draws from sample_seed(seed * 1000003 + start, "
+                    "(n - start) * K + k), start the first clip of its chunk of chunk_clips"}
     if protocol.conditional:
         rec["methods"] = list(methods if predict is not None else ())
     if c3d is not None:

@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["PaperPublished", "PaperProtocol", "PAPER_PROTOCOLS", "is_paper_protocol", "load_protocol_clips",
-           "select_indices"]
+__all__ = ["PaperPublished", "PaperProtocol", "PAPER_PROTOCOLS", "is_paper_protocol", "ProtocolClips",
+           "load_protocol_clips", "select_indices"]
 
 _VDM_LATER = ("Ho, Salimans et al. 2022, 'Video Diffusion Models', later version (arXiv 2204.03458 v2+, NeurIPS 2022), "
               "{table}; not in our copy shared/paper/video-diffusion-models.txt (it lacks the video-prediction "
               "section): value as the issue gives it")
-_VDM_T1 = "Ho, Salimans et al. 2022, 'Video Diffusion Models', Sec. 4.1, Table 1 (shared/paper/video-diffusion-models.txt)"
+_VDM_T1 = ("Ho, Salimans et al. 2022, 'Video Diffusion Models', Sec. 4.1, Table 1 "
+           "(shared/paper/video-diffusion-models.txt)")
 _RAMVID = ("Hoeppe et al. 2022 (RaMViD, TMLR), as listed on paperswithcode.com/paper/diffusion-models-for-video-"
            "prediction-and; not re-checked against the PDF")
 
@@ -153,24 +154,49 @@ def _data_config(protocol: PaperProtocol, root, annotations=None, kinetics_split
                       options=options)
 
 
+class ProtocolClips:
+    """The protocol's real clips, read lazily by the dataset's reader in chunks (the full Kinetics protocol's 50,000
+    clips are 39 GB as float32: they are never held at once). ``record()`` describes them once read: dataset, split,
+    clips available, the indices taken, files skipped, and the SHA-256 of the clips' (path, start) list (the same
+    clips give the same digest on any machine)."""
+
+    def __init__(self, protocol: PaperProtocol, root, num: int | None = None, *, annotations=None,
+                 kinetics_split: str = "test"):
+        from ..data import build_dataset
+
+        self.protocol, self.root, self.annotations, self.kinetics_split = protocol, root, annotations, kinetics_split
+        self.dataset = build_dataset(_data_config(protocol, root, annotations, kinetics_split), protocol.split)
+        self.indices = select_indices(len(self.dataset), protocol.videos if num is None else num, protocol.subset)
+        self._hash, self._read = hashlib.sha256(), 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def chunks(self, size: int):
+        """``(start, clips (b, C, T, H, W))`` of at most ``size`` clips, in order."""
+        for start in range(0, len(self), size):
+            items = [self.dataset[i] for i in self.indices[start : start + size]]
+            if start == self._read:  # the digest covers each clip once, in order
+                for it in items:
+                    self._hash.update(f"{it['path']}|{it['start']}\n".encode())
+                self._read += len(items)
+            yield start, torch.stack([it["video"] for it in items])
+
+    def record(self) -> dict:
+        skipped = list(getattr(self.dataset, "skipped", []))
+        rec = {"dataset": self.protocol.dataset, "split": self.protocol.split, "root": str(self.root),
+               "available": len(self.dataset), "clips": len(self), "selection": self.protocol.selection,
+               "subset": self.protocol.subset, "indices_first": self.indices[:8],
+               "sha256_paths_starts": self._hash.hexdigest() if self._read == len(self) else None,
+               "skipped_files": len(skipped), "skipped_first": skipped[:5]}
+        if self.protocol.dataset == "kinetics600":
+            rec["csv_split"], rec["annotations"] = self.kinetics_split, str(self.annotations)
+        return rec
+
+
 def load_protocol_clips(protocol: PaperProtocol, root, num: int | None = None, *, annotations=None,
                         kinetics_split: str = "test") -> tuple[torch.Tensor, dict]:
-    """The protocol's real clips ``(N, 3, 16, 64, 64)`` in [-1, 1] read by the dataset's reader, and a record of
-    them: dataset, split, how many the split holds, the indices taken, files skipped, and the SHA-256 of the clips'
-    (path, start) list (the same clips give the same digest on any machine)."""
-    from ..data import build_dataset
-
-    ds = build_dataset(_data_config(protocol, root, annotations, kinetics_split), protocol.split)
-    want = protocol.videos if num is None else num
-    idx = select_indices(len(ds), want, protocol.subset)
-    items = [ds[i] for i in idx]
-    h = hashlib.sha256()
-    for it in items:
-        h.update(f"{it['path']}|{it['start']}\n".encode())
-    rec = {"dataset": protocol.dataset, "split": protocol.split, "root": str(root), "available": len(ds),
-           "clips": len(items), "selection": protocol.selection, "subset": protocol.subset,
-           "indices_first": idx[:8], "sha256_paths_starts": h.hexdigest(),
-           "skipped_files": len(getattr(ds, "skipped", [])), "skipped_first": list(getattr(ds, "skipped", []))[:5]}
-    if protocol.dataset == "kinetics600":
-        rec["csv_split"], rec["annotations"] = kinetics_split, str(annotations)
-    return torch.stack([it["video"] for it in items]), rec
+    """All of :class:`ProtocolClips` at once: ``(N, 3, 16, 64, 64)`` in [-1, 1] and its record (small sets)."""
+    clips = ProtocolClips(protocol, root, num, annotations=annotations, kinetics_split=kinetics_split)
+    videos = torch.cat([c for _, c in clips.chunks(max(1, len(clips)))])
+    return videos, clips.record()
