@@ -21,6 +21,7 @@ LAYERS = {
     # core: tensors in, tensors out; no files, no configs
     "schedule": CORE, "diffusion": CORE, "parameterization": CORE, "losses": CORE, "denoiser": CORE,
     "gaussian": CORE, "distillation": CORE, "precision": CORE, "frames": CORE, "nn": CORE, "sampling": CORE,
+    "context": CORE,
     "conditional": CORE,
     # components: files, configs, data, text encoders, models, training, metrics
     "io": COMPONENTS, "checkpoint": COMPONENTS, "config": COMPONENTS, "runtime": COMPONENTS,

@@ -98,7 +98,7 @@ def test_prompt_on_an_unconditional_model_is_an_error(tmp_path, capsys):
 
 def test_resume_check_ignores_the_cache_dir_and_accepts_older_checkpoints(tmp_path):
     from videodiff.config import config_to_dict
-    from videodiff.train.loop import _check_resumable
+    from videodiff.train.resume import check_resumable as _check_resumable
 
     cfg = load_config(None, [])
     old = config_to_dict(cfg)  # as written before text conditioning and joint training existed

@@ -99,6 +99,10 @@ class TrainConfig:
     # as at the last step). For runs of equal wall time, and for time-boxed checks; 0 (default): train.steps only.
     max_seconds: float = 0.0
     cond_drop_prob: float = 0.1  # text-conditioned runs: P(null condition c = 0) per video / image frame (eq. 5)
+    # Explicit frame-conditional training (videodiff/context.py; paper Sec. 3.1 "could be trained explicitly"): each
+    # clip draws a count n uniformly from this list and its first n frames are given clean, the loss covering the
+    # rest; 0 in the list keeps the unconditional objective. () (default): the paper's unconditional training.
+    context_frames: tuple[int, ...] = ()
     init_from: str | None = None  # a new run starts from these EMA weights (run dir or checkpoint): fine-tuning
     # A step whose loss or gradient norm is not finite (divergence): "stop" ends training with an error naming the
     # step (no checkpoint is written for it, the last good one stays the latest); "skip" drops the step (no optimizer
@@ -117,6 +121,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
         self.loggers = tuple(self.loggers)
+        self.context_frames = tuple(int(n) for n in self.context_frames)
+        if any(n < 0 for n in self.context_frames):
+            raise ValueError(f"train.context_frames must be counts >= 0, got {list(self.context_frames)}")
         for name in self.loggers:
             if name not in LOGGERS:
                 raise ValueError(f"train.loggers: unknown logger {name!r}; choose from {' | '.join(LOGGERS)} "
@@ -234,6 +241,9 @@ class ExperimentConfig:
             self.data.captions = True
         self.model.__post_init__()
         self.diffusion.schedule.image_size = self.data.image_size
+        if self.train.context_frames and max(self.train.context_frames) >= self.data.num_frames:
+            raise ValueError(f"train.context_frames {list(self.train.context_frames)}: every count must be below "
+                             f"data.num_frames ({self.data.num_frames}), or no frame is left to learn from")
 
 
 # ----------------------------------------------------------------------------------------------- (de)serialisation

@@ -83,7 +83,7 @@ method (eq. 6) or the replacement method ({esc(info['task_sampler'])}), beside l
     if "predict" in files:
         parts.append(f"""<h2>Video prediction at 64x64 (Sec. 3.1, 4.4)</h2>
 <p>Test clip 0 of the Stochastic Moving MNIST benchmark split: the first 5 frames are given, the model
-<code>{esc(info.get('predict_model') or '')}</code> continues them to 15 by the gradient method (eq. 6), beside the
+<code>{esc(info.get('predict_model') or '')}</code> continues them to 15 by {esc(info.get('predict_method', ''))}, beside the
 ground truth (docs/results.md, "Stochastic Moving MNIST", has its scores).</p>{table(files['predict'])}""")
     return "\n".join(parts) + "\n" if parts else ""
 
@@ -114,9 +114,14 @@ the first block are outlined red in <code>summary.png</code>.</p>
 """
 
 
+METHOD_NAMES = {"gradient": "the gradient method (eq. 6)", "replacement": "the replacement method",
+                "context": "its explicitly trained conditional (the given frames clean in its input, Sec. 3.1)"}
+
+
 def _prediction(cfg: DemoConfig, out: Path, steps: int | None, progress: bool) -> tuple[dict, float]:
     """The 64x64 prediction row: test clip 0 of the SMMNIST protocol split, 5 given -> 15 frames, ground truth then
-    ``cfg.predict_samples`` continuations by the gradient method. Returns ``({label: video}, seconds)``."""
+    ``cfg.predict_samples`` continuations by the model's default method (:meth:`VideoPipeline.default_method`).
+    Returns ``({label: video}, seconds, method)``."""
     from .evaluation.protocols import get_protocol, load_split
     from .video_pipeline import VideoPipeline
 
@@ -127,7 +132,7 @@ def _prediction(cfg: DemoConfig, out: Path, steps: int | None, progress: bool) -
     pred = pipe.predict(truth[:, :, : protocol.given], given=protocol.given, frames=protocol.frames,
                         samples=cfg.predict_samples, seed=cfg.seed, steps=steps, progress=progress)
     row = {"ground truth": truth, **{f"sample {k + 1}": pred[:, k] for k in range(pred.shape[1])}}
-    return row, time.perf_counter() - t0
+    return row, time.perf_counter() - t0, pipe.default_method()
 
 
 def _summary(t2v: torch.Tensor, ext: dict[str, torch.Tensor], block: int, tasks: dict, every: int = 4) -> np.ndarray:
@@ -189,8 +194,9 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
         timings.update(task_timings)
         task_files = {name: {label: _gif(v, out / f"{name}_{i}.gif", cfg) for i, (label, v) in enumerate(row.items())}
                       for name, row in tasks.items()}
+    predict_method = None
     if cfg.predict_model is not None:
-        tasks["predict"], timings["predict"] = _prediction(cfg, out, cfg.task_steps, progress)
+        tasks["predict"], timings["predict"], predict_method = _prediction(cfg, out, cfg.task_steps, progress)
         task_files["predict"] = {label: _gif(v, out / f"predict_{i}.gif", dataclasses.replace(cfg, scale=2))
                                  for i, (label, v) in enumerate(tasks["predict"].items())}
     Image.fromarray(_summary(t2v, extended, block, tasks)).save(out / "summary.png")
@@ -198,6 +204,8 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
             "precision": pipe.precision, "block": block,
             "context": context, "seconds": time.perf_counter() - t_start, "predict_model": cfg.predict_model,
             "timings": {k: round(v, 1) for k, v in timings.items()}}
+    if predict_method is not None:
+        info["predict_method"] = METHOD_NAMES[predict_method]
     if cfg.tasks:
         d = pipe.settings("interpolate", steps=cfg.task_steps)
         info["task_sampler"] = f"{d['sampler']}, {d['steps']} steps"

@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor, nn
 
+from .context import context_inputs, frames_mask
 from .parameterization import PARAMETERIZATIONS, check_parameterization, x_from_output
 from .precision import autocast
 
@@ -46,10 +47,18 @@ class Denoiser(nn.Module):
         self.clip_x = clip_x
         self.autocast_dtype = autocast_dtype
 
-    def forward(self, z_t: Tensor, logsnr: Tensor, **kwargs) -> Tensor:
+    def forward(self, z_t: Tensor, logsnr: Tensor, *, context: Tensor | None = None,
+                context_mask: Tensor | None = None, **kwargs) -> Tensor:
+        """``x_hat(z_t, logsnr)``. ``context`` ``(B, C, F, H, W)`` with ``context_mask`` ``(B, F)`` / ``(F,)``: a
+        model trained with ``train.context_frames`` sees those frames clean (:mod:`videodiff.context`) and their
+        ``x_hat`` is ``context`` itself."""
         logsnr = torch.as_tensor(logsnr, dtype=torch.float32, device=z_t.device).expand(z_t.shape[0])
+        if (context is None) != (context_mask is None):
+            raise ValueError("context and context_mask go together: give both or neither")
+        z_in, net_logsnr = (z_t, logsnr) if context is None else context_inputs(z_t, logsnr, context, context_mask)
         with autocast(z_t.device, self.autocast_dtype):
-            out = self.net(z_t, logsnr, **kwargs)
+            out = self.net(z_in, net_logsnr, **kwargs)
         out = out.to(z_t.dtype)
         x_hat = x_from_output(self.parameterization, z_t, out, logsnr)  # videodiff/parameterization.py
-        return x_hat.clamp(-1.0, 1.0) if self.clip_x else x_hat
+        x_hat = x_hat.clamp(-1.0, 1.0) if self.clip_x else x_hat
+        return x_hat if context is None else torch.where(frames_mask(context_mask, z_t), context.to(x_hat.dtype), x_hat)

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .context import context_inputs, frames_mask
 from .diffusion import q_sample
 from .parameterization import check_parameterization, target
 
@@ -36,15 +37,25 @@ def diffusion_loss(
     eps: Tensor,
     *,
     parameterization: str = "eps",
+    known: Tensor | None = None,
     **net_kwargs,
 ) -> Tensor:
     """Per-example loss of eq. (2) for clean data ``x`` ``(B, ...)``, log-SNRs ``(B,)`` and noise ``eps``.
 
     Returns shape ``(B,)``: the mean over all non-batch axes of the squared error of the network's prediction of
     ``eps`` (or ``v``). ``net_kwargs`` (``cond``, ``frame_mask``) are passed to the network.
+    ``known`` ``(B, F)`` (explicit frame-conditional training, :mod:`videodiff.context`): those frames enter the
+    network clean with the clean-data log-SNR and the mean runs over the other frames only (a clip with every frame
+    known contributes 0).
     """
     check_parameterization(parameterization)
     z_t = q_sample(x, logsnr, eps)  # eq. (1)
-    out = net(z_t, logsnr, **net_kwargs)
     goal = target(parameterization, x, eps, logsnr)  # eps or v (videodiff/parameterization.py)
-    return (out.float() - goal.float()).pow(2).flatten(1).mean(1)
+    if known is None:
+        out = net(z_t, logsnr, **net_kwargs)
+        return (out.float() - goal.float()).pow(2).flatten(1).mean(1)
+    z_in, net_logsnr = context_inputs(z_t, logsnr, x, known)  # given frames clean (videodiff/context.py)
+    out = net(z_in, net_logsnr, **net_kwargs)
+    err = (out.float() - goal.float()).pow(2) * ~frames_mask(known, x)  # only the frames to be generated count
+    per_frame = x[0, :, 0].numel()
+    return err.flatten(1).sum(1) / ((~known).sum(-1).clamp(min=1) * per_frame).float()

@@ -177,15 +177,17 @@ class VideoPipeline:
         return sample_from_prompts(self.denoiser, self.config, prompts, num, guidance=w, cache=self.cache, **kw)
 
     def extend(self, video: torch.Tensor | None = None, *, frames: int, num: int | None = None,
-               prompt: str | list[str] | None = None, guidance: float | None = None, method: str = "gradient",
+               prompt: str | list[str] | None = None, guidance: float | None = None, method: str | None = None,
                context: int | None = None, variant: str = "marginal", w_r: float | None = None,
                clamp: bool | None = None, steps: int | None = None, sampler: str | None = None,
                options: dict | None = None, seed: int = 0, progress: bool = False) -> torch.Tensor:
         """``video`` ``(B, C, L, H, W)`` (or, without it, ``num`` fresh videos) extended autoregressively to
         ``frames`` frames, every block conditioned on the last ``context`` frames (default half a block) by the
-        gradient method (eq. 6) or the replacement method; one generator seeded with ``seed`` drives every block."""
+        gradient method (eq. 6), the replacement method or ``context`` (None: :meth:`default_method`); one generator
+        seeded with ``seed`` drives every block."""
         from .conditional import extend
 
+        method = self.check_method(method)
         cfg = self.config
         block = cfg.data.num_frames
         context = block // 2 if context is None else context
@@ -206,14 +208,16 @@ class VideoPipeline:
                       extra_args=text, **start, **s).float().cpu()
 
     def predict(self, video: torch.Tensor, *, given: int, frames: int, samples: int = 1,
-                prompt: str | list[str] | None = None, guidance: float | None = None, method: str = "gradient",
+                prompt: str | list[str] | None = None, guidance: float | None = None, method: str | None = None,
                 context: int | None = None, variant: str = "marginal", w_r: float | None = None,
                 clamp: bool | None = None, steps: int | None = None, sampler: str | None = None,
                 options: dict | None = None, seed: int = 0, batch_size: int = 16,
                 progress: bool = False) -> torch.Tensor:
         """Video prediction (Sec. 3.1, 4.4): ``samples`` continuations of each video ``(B, C, L, H, W)`` from its
         first ``given`` frames to ``frames`` frames, autoregressively past the model's frame count, by the gradient
-        method (eq. 6, the paper's) or the replacement method; ``given=1`` is image-to-video; ``prompt``: one, or one
+        method (eq. 6, the paper's), the replacement method or, for a model trained with ``train.context_frames``,
+        the ``context`` method (given frames clean in the network's input; the default for such a model, see
+        :meth:`default_method`); ``given=1`` is image-to-video; ``prompt``: one, or one
         per video, for a text-conditioned model (guidance ``w`` of eq. 5). Each block conditions
         on every known frame the window holds (``context``, default ``min(given, F - 1)``). Continuation ``k`` of
         video ``b`` draws its noise from a generator seeded ``sample_seed(seed, b * samples + k)``, so it does not
@@ -223,6 +227,7 @@ class VideoPipeline:
 
         if video.ndim != 5:
             raise ValueError(f"predict needs videos (B, C, F, H, W), got shape {tuple(video.shape)}")
+        method = self.check_method(method)
         block = self.config.data.num_frames
         if context is not None and not 0 <= context < block:
             raise ValueError(f"context must be in [0, {block}) for this {block}-frame model, got {context}")
@@ -238,6 +243,25 @@ class VideoPipeline:
                       block_frames=block, samples=samples, generators=gens, context=context, method=method,
                       batch_size=batch_size, progress=progress, extra_args=text, **s)
         return out.float().cpu().clamp(-1.0, 1.0)
+
+    @property
+    def context_trained(self) -> bool:
+        """True for a model trained with clean context frames (``train.context_frames``, :mod:`videodiff.context`)."""
+        return bool(self.config.train.context_frames)
+
+    def default_method(self) -> str:
+        """The conditioning method used when none is given: ``context`` for a model trained with context frames
+        (its explicit conditional), else the paper's gradient method (eq. 6)."""
+        return "context" if self.context_trained else "gradient"
+
+    def check_method(self, method: str | None) -> str:
+        """``method`` (None: :meth:`default_method`), refused when it is ``context`` and the model was not trained
+        for it."""
+        method = self.default_method() if method is None else method
+        if method == "context" and not self.context_trained:
+            raise ValueError("method 'context' needs a model trained with train.context_frames (videodiff/context.py);"
+                             " this model is unconditional: use gradient or replacement")
+        return method
 
     def interpolate(self, video: torch.Tensor, factor: int, *, prompt: str | list[str] | None = None,
                     guidance: float | None = None, method: str = "gradient", variant: str = "marginal",

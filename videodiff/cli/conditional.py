@@ -41,6 +41,11 @@ def _add_method_args(p: argparse.ArgumentParser, task: str) -> None:
         p.add_argument("--method", choices=["gradient", "replacement"], default="gradient",
                        help="gradient method (eq. 7, default) or replacement of the low frequencies of z_s after "
                             "every step (needs --down area)")
+    elif task in ("extend", "predict"):
+        p.add_argument("--method", choices=["gradient", "replacement", "context"], default=None,
+                       help="gradient method (eq. 6), replacement method (Sec. 3.1), or context: the given frames "
+                            "clean in the input of a model trained with train.context_frames (default: context for "
+                            "such a model, else gradient)")
     elif task != "cascade":
         p.add_argument("--method", choices=["gradient", "replacement"], default="gradient",
                        help="gradient method (eq. 6, default) or replacement method (Sec. 3.1)")
@@ -189,7 +194,7 @@ def _cmd_extend(args) -> int:
             rows.append(align_frames(truth, range(truth.shape[2]), args.frames))
             marks.append(known)
     write(args, out, fps=fps_option(args, cfg), compare_rows=rows, compare_known=marks)
-    print(f"extended {out.shape[0]} videos to {args.frames} frames ({args.method}, context {context}"
+    print(f"extended {out.shape[0]} videos to {args.frames} frames ({pipe.check_method(args.method)}, context {context}"
           f"{_caption(args)}) with {pipe.model.path} in {dt:.1f} s ({pipe.precision}) -> {args.out}")
     return 0
 

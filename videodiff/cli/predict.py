@@ -85,7 +85,7 @@ def _cmd_predict(args) -> int:
         save_video_grid(out.flatten(0, 1), args.out, fps=fps)
     if args.save_tensor:
         torch.save(out, args.out.with_suffix(".pt"))
-    print(f"predicted {b} x {k} continuations, {args.given} -> {args.frames} frames ({args.method}, "
+    print(f"predicted {b} x {k} continuations, {args.given} -> {args.frames} frames ({pipe.check_method(args.method)}, "
           f"{s['sampler']} {s['steps']} steps, {f_model}-frame model) with {pipe.model.path} in {dt:.1f} s "
           f"({pipe.precision}) -> {args.out}")
     return 0

@@ -19,8 +19,9 @@ def add_protocol_args(p) -> None:
                    help="; ".join(f"{k}: {v.given} -> {v.predicted}, {v.videos} videos x {v.samples} samples"
                                   for k, v in PROTOCOLS.items()))
     g.add_argument("--model", default=None, metavar="NAME", help="with --protocol: a shipped model's name")
-    g.add_argument("--method", default="gradient",
-                   help="with --protocol: gradient, replacement or both comma-separated (default gradient)")
+    g.add_argument("--method", default=None,
+                   help="with --protocol: gradient, replacement, context or several comma-separated (default: the "
+                        "model's own, context for a model trained with train.context_frames, else gradient)")
     g.add_argument("--videos", type=int, default=None, help="with --protocol: the first N test videos (default all)")
     g.add_argument("--samples", type=int, default=None, help="with --protocol: samples per video (default: its K)")
     g.add_argument("--w-r", type=float, default=None, help="with --protocol: w_r of eq. (6) (default: task default)")
@@ -43,10 +44,11 @@ def run_protocol_command(args, command: str) -> int:
 
     protocol = get_protocol(args.protocol)
     check_paper_protocol_args(args, protocol)
-    methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
+    methods = tuple(m.strip() for m in (args.method or "").split(",") if m.strip())
     for m in methods:
-        if m not in ("gradient", "replacement"):
-            raise ValueError(f"--method: expected gradient, replacement or both comma-separated, got {m!r}")
+        if m not in ("gradient", "replacement", "context"):
+            raise ValueError(f"--method: expected gradient, replacement, context or several comma-separated, "
+                             f"got {m!r}")
     for flag in ("real", "fake"):
         if getattr(args, flag) is not None:
             raise ValueError(f"--{flag} does not apply with --protocol (the protocol fixes its test videos)")
@@ -59,6 +61,7 @@ def run_protocol_command(args, command: str) -> int:
     pipe = VideoPipeline.from_pretrained(args.model or args.checkpoint, device=args.device, precision=args.precision,
                                          compile=args.compile)
     cfg = pipe.config
+    methods = tuple(pipe.check_method(m) for m in methods) or (pipe.default_method(),)
     if not is_paper_protocol(protocol) and (cfg.data.image_size != 64 or cfg.data.channels != 1):
         raise ValueError(f"protocol {protocol.name} is 1-channel 64x64; the model makes {cfg.data.channels}-channel "
                          f"{cfg.data.image_size}x{cfg.data.image_size} videos")

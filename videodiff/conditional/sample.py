@@ -17,7 +17,17 @@ from .replacement import Hooks, LowResReplacementHook, ReplacementHook
 
 __all__ = ["sample_conditional", "METHODS"]
 
-METHODS = ("gradient", "replacement")
+METHODS = ("gradient", "replacement", "context")
+
+
+def _whole_frames(mask: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """A per-entry mask as ``(B, F)`` known frames; the context method conditions on whole frames only."""
+    full = mask.expand(shape).bool()
+    known = full.flatten(3).all(-1).all(1)  # (B, F): every entry of the frame known
+    if bool((full.flatten(3).any(-1).any(1) & ~known).any()):
+        raise ValueError("method='context' conditions on whole frames: the mask knows part of a frame "
+                         "(use the gradient or replacement method for inpainting)")
+    return known
 
 
 def sample_conditional(
@@ -52,7 +62,9 @@ def sample_conditional(
     "posterior", eq. 3). ``method="gradient"``: the same hook around the adjusted denoiser of eq. (6) (and eq. 7 when
     ``y`` is given). With ``y`` and ``method="replacement"`` the low frequencies of ``z_s`` are replaced instead
     (:class:`LowResReplacementHook`, area ``down`` only). Without any known values this
-    is plain unconditional sampling. The output's known entries equal ``x_a`` exactly (for 0/1 masks).
+    is plain unconditional sampling. ``method="context"``: a model trained with ``train.context_frames`` is given the
+    known frames clean (:mod:`videodiff.context`, the explicitly trained conditional model of Sec. 3.1); whole frames
+    only, no ``y``. The output's known entries equal ``x_a`` exactly (for 0/1 masks).
     ``guidance_clip`` clamps the adjusted prediction (see :class:`ReconstructionGuidance`, ``clip``).
     ``options`` are the sampler's own (``{"gamma": 0.3}``), ``extra_args`` the denoiser's (``{"text_emb": ...}``),
     as for :func:`videodiff.sampling.sample`; any other keyword is a TypeError that says where it goes.
@@ -84,11 +96,16 @@ def sample_conditional(
     if y is not None and method == "replacement":  # low frequencies replaced instead of eq. (7)
         low = LowResReplacementHook(y.to(device=device, dtype=dtype), shape[-2:], y_mask, float(logsnrs[-1]))
         hook = Hooks(hook, low)
-    if hook is not None:
-        z = hook.initial(z, logsnrs[0], generator)
+    if method == "context" and y is not None:
+        raise ValueError("method='context' has no low-resolution conditioning: use the gradient method (eq. 7)")
+    if method == "context" and x_a is not None:  # a model trained with train.context_frames (videodiff/context.py)
+        extra_args = {**(extra_args or {}), "context": x_a, "context_mask": _whole_frames(mask, shape)}
+        hook = None  # the denoiser returns x^a for those frames; the network sees them clean, not through z_s
     if method == "gradient" and (x_a is not None or y is not None):
         denoise = ReconstructionGuidance(denoise, x_a=x_a, mask=mask, w_r=w_r, y=y, y_mask=y_mask, down=down,
                                          w_r_low=w_r_low, clip=guidance_clip)
+    if hook is not None:
+        z = hook.initial(z, logsnrs[0], generator)
     out = sample(denoise, shape, schedule, steps=steps, sampler=sampler, generator=generator, device=device,
                  dtype=dtype, z=z, step_hook=hook, progress=progress, options=options, extra_args=extra_args,
                  callback=callback)

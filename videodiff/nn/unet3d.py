@@ -174,7 +174,7 @@ class UNet3D(nn.Module):
     def forward(
         self, z_t: Tensor, logsnr: Tensor, cond: Tensor | None = None, frame_mask: Tensor | None = None
     ) -> Tensor:
-        """``z_t`` ``(B, C, F, H, W)``, ``logsnr`` ``(B,)``, ``cond`` ``(B, cond_dim)`` or per frame
+        """``z_t`` ``(B, C, F, H, W)``, ``logsnr`` ``(B,)`` or per frame ``(B, F)``, ``cond`` ``(B, cond_dim)`` or per frame
         ``(B, F, cond_dim)``, ``frame_mask`` ``(F, F)`` or ``(B, F, F)`` (True = may attend). Returns
         ``(B, out_channels, F, H, W)``."""
         b, c, f, h, w = z_t.shape
@@ -182,22 +182,25 @@ class UNet3D(nn.Module):
             raise ValueError(f"height and width ({h}x{w}) must be divisible by 2^(K-1) for K={len(self.cfg.channel_mults)}")
         if frame_mask is not None and frame_mask.shape[-2:] != (f, f):
             raise ValueError(f"frame_mask must be (F, F) or (B, F, F) with F={f}, got {tuple(frame_mask.shape)}")
-        emb = self.logsnr_emb(logsnr.expand(b))
-        per_frame = cond is not None and cond.ndim == 3
+        if logsnr.ndim == 2:  # one log-SNR per frame (B, F): given context frames are clean (videodiff/context.py)
+            if logsnr.shape != (b, f):
+                raise ValueError(f"per-frame logsnr must be (B, F) = ({b}, {f}), got {tuple(logsnr.shape)}")
+            emb = self.logsnr_emb(logsnr.reshape(-1)).view(b, f, -1)
+        else:
+            emb = self.logsnr_emb(logsnr.expand(b))[:, None].expand(b, f, -1)  # (B, F, emb_dim)
         if self.cond_emb is not None:
             if cond is None:
                 cond = torch.zeros(b, self.cfg.cond_dim, device=z_t.device)  # the null condition c = 0 (Sec. 2)
-            if per_frame:  # per-frame conditioning (B, F, cond_dim), e.g. appended image frames (Sec. 4.2)
+            if cond.ndim == 3:  # per-frame conditioning (B, F, cond_dim), e.g. appended image frames (Sec. 4.2)
                 if cond.shape[:2] != (b, f):
                     raise ValueError(f"per-frame cond must be (B, F, cond_dim) with B={b}, F={f}, "
                                      f"got {tuple(cond.shape)}")
-                emb = (emb[:, None] + self.cond_emb(cond.to(emb.dtype))).reshape(b * f, -1)  # (B*F, emb_dim)
-            else:
                 emb = emb + self.cond_emb(cond.to(emb.dtype))
+            else:
+                emb = emb + self.cond_emb(cond.to(emb.dtype))[:, None]
         elif cond is not None:
             raise ValueError("cond was given but the model has cond_dim = 0")
-        if not per_frame:
-            emb = emb.repeat_interleave(f, dim=0)  # (B*F, emb_dim): one embedding per frame
+        emb = emb.reshape(b * f, -1)  # (B*F, emb_dim): one embedding per frame
         if self.frame_pos is not None:
             if f > self.cfg.frame_positions:
                 raise ValueError(f"{f} frames but model.frame_positions is {self.cfg.frame_positions}")

@@ -4,6 +4,8 @@ Text-conditioned experiments (``text.encoder`` set) feed the captions' cached em
 each example's condition with probability ``train.cond_drop_prob`` (null condition c = 0, for classifier-free
 guidance, eq. 5). Joint image-video training (``data.image_frames = N``, Sec. 4.2) appends N independent image
 frames to each video and masks temporal attention with ``joint_frame_mask``; the loss covers all frames.
+Frame-conditional training (``train.context_frames``, :mod:`videodiff.context`) gives each clip's first ``n`` frames
+clean and leaves them out of the loss. A resume checks the config against the run's (:mod:`.resume`).
 
 Everything random in a run is a function of ``train.seed`` and the position in the run: the weight init, the data
 order (a seeded permutation per epoch, so the position is a function of the step), the diffusion times, noise and
@@ -35,10 +37,11 @@ import yaml
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
-from ..config import ExperimentConfig, config_from_dict, config_to_dict
+from ..config import ExperimentConfig, config_to_dict
 from ..data import build_dataset, collate_clips
 from ..denoiser import Denoiser
 from ..io import save_video_grid
+from ..context import known_first
 from ..losses import diffusion_loss
 from ..nn import joint_frame_mask, set_activation_checkpointing
 from ..models import build_model, load_state_checked, load_weights
@@ -52,6 +55,7 @@ from .loggers import Loggers
 from .lr import lr_at
 from .randomness import draw_step_noise, seed_dropout
 from .report import MetricsLog, plot_loss
+from .resume import check_resumable as _check_resumable
 from .runlock import RunLock, RunLockedError
 from .sharded import load_into_fsdp, save_sharded_checkpoint
 
@@ -128,63 +132,6 @@ class TrainResult:
     skipped_files: list[str] = dataclasses.field(default_factory=list)  # unreadable data files left out (on_error)
 
 
-# Config keys that may change on resume without changing what the run computes: its length and bookkeeping, where
-# it runs and what it logs. Every other train.* key changes the optimisation (refused unless
-# train.allow_config_change); data, model, diffusion and text define the network and its data (always refused).
-RESUME_FREE = {"name", "train.steps", "train.max_seconds", "train.log_every", "train.sample_every",
-               "train.ckpt_every", "train.keep_checkpoints", "train.num_workers", "train.device", "train.compile",
-               "train.grad_accum", "train.loggers", "train.wandb_mode", "train.wandb_project", "train.init_from",
-               "train.allow_config_change", "train.activation_checkpointing", "train.parallel", "text.cache_dir",
-               "data.on_error"}
-RESUME_FIXED = ("data", "model", "diffusion", "text", "lora")
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and not (prefix + k).startswith("sample.options"):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def config_changes(saved: dict, cfg: ExperimentConfig) -> dict[str, tuple]:
-    """``{dotted key: (saved value, new value)}`` for every option that differs between a run's saved config and
-    ``cfg`` (options added since the checkpoint was written take their defaults)."""
-    try:
-        saved = config_to_dict(config_from_dict(ExperimentConfig, saved))
-    except (TypeError, ValueError):
-        pass
-    a, b = _flat(saved), _flat(config_to_dict(cfg))
-    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
-
-
-def _show(changes: dict[str, tuple], keys) -> str:
-    return ", ".join(f"{k} ({changes[k][0]!r} -> {changes[k][1]!r})" for k in keys)
-
-
-def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path, note=None) -> None:
-    """Refuse a resume whose config changes the network, the data or (unless ``train.allow_config_change``) the
-    optimisation, naming the keys that differ; ``note(line)`` reports the keys that changed and were accepted."""
-    changes = config_changes(saved, cfg)
-    fixed = [k for k in changes if k.split(".", 1)[0] in RESUME_FIXED and k not in RESUME_FREE]
-    if fixed:
-        groups = sorted({k.split(".", 1)[0] for k in fixed})
-        raise ValueError(
-            f"cannot resume from {path}: its {' and '.join(repr(g) for g in groups)} config differs from the one "
-            f"given: {_show(changes, fixed)}; use a new --out directory or the same config (the network and data "
-            f"cannot change on resume)")
-    tuned = [k for k in changes if k not in RESUME_FREE and not k.startswith("sample.")]
-    if tuned and not cfg.train.allow_config_change:
-        raise ValueError(
-            f"cannot resume from {path}: the config differs from the run's saved config in {_show(changes, tuned)}; "
-            f"resume with the saved values, use a new --out directory, or pass --allow-config-change "
-            f"(train.allow_config_change=true) to continue with the new ones")
-    if changes and note is not None:
-        note(f"note: resuming {path.parent.parent} with a changed config: {_show(changes, list(changes))}")
-
-
 def _net_kwargs(batch: dict, cfg: ExperimentConfig, text_cache, keep: torch.Tensor | None, device) -> dict:
     """The network's keyword arguments for a batch: the joint frame mask and the caption condition, dropped where
     ``keep`` (drawn per clip, :func:`.randomness.draw_step_noise`) is False."""
@@ -201,6 +148,14 @@ def _net_kwargs(batch: dict, cfg: ExperimentConfig, text_cache, keep: torch.Tens
         cond["cond_keep"] = cond["cond_keep"] & keep  # empty captions stay null; the rest drop out with keep
         kwargs.update(cond)
     return kwargs
+
+
+def _known(noise, x: torch.Tensor, cfg: ExperimentConfig) -> torch.Tensor | None:
+    """``(b, F + N)``: the clean context frames of each clip (its first ``n``; never an appended image frame)."""
+    if noise.context is None:
+        return None
+    video_frames = x.shape[2] - cfg.data.image_frames
+    return known_first(noise.context.clamp(max=video_frames), x.shape[2])
 
 
 def _preview_prompts(cfg: ExperimentConfig) -> list[str]:
@@ -405,13 +360,14 @@ def _train(cfg: ExperimentConfig, run_dir: Path, env: DistEnv, *, resume: bool, 
                     global_batch=tc.batch_size, low_discrepancy=cfg.diffusion.low_discrepancy,
                     drop_prob=tc.cond_drop_prob if text_cache is not None else None,
                     video_frames=x.shape[2] - cfg.data.image_frames, image_frames=cfg.data.image_frames,
-                    device=device)
+                    context_choices=tc.context_frames, device=device)
                 seed_dropout(tc.seed, step, first)
                 net_kwargs = _net_kwargs(batch, cfg, text_cache, noise.keep, device)
                 with no_sync(net, sync=m == tc.grad_accum - 1):  # all-reduce once, after the last micro-batch
                     with autocast(device, dtype):
                         losses = diffusion_loss(net, x, cfg.diffusion.schedule(noise.t), noise.eps,
-                                                parameterization=cfg.diffusion.parameterization, **net_kwargs)
+                                                parameterization=cfg.diffusion.parameterization,
+                                                known=_known(noise, x, cfg), **net_kwargs)
                     # DDP averages over ranks, so this makes the gradient the mean over the global batch
                     (losses.sum() / (micro * tc.grad_accum)).backward()
                 step_loss += losses.detach().sum()

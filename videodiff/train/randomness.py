@@ -45,6 +45,7 @@ class StepNoise:
     t: Tensor  # (b,) diffusion times in [0, 1]
     eps: Tensor  # (b, C, F, H, W) standard normal noise
     keep: Tensor | None  # conditioning kept: (b,) per video, or (b, F + N) with N image frames; None without text
+    context: Tensor | None = None  # (b,) frames given clean per clip (train.context_frames); None without
 
 
 def draw_step_noise(
@@ -58,6 +59,7 @@ def draw_step_noise(
     drop_prob: float | None = None,
     video_frames: int = 0,
     image_frames: int = 0,
+    context_choices: tuple[int, ...] = (),
     device=None,
 ) -> StepNoise:
     """The noise of the clips at ``positions`` (indices into the step's global batch of ``global_batch`` clips).
@@ -66,7 +68,7 @@ def draw_step_noise(
     does each of its ``image_frames`` appended image frames, independently (``keep`` is then ``(b, F + N)``).
     """
     gen = torch.Generator(device=device)
-    u, eps, keep = [], [], []
+    u, eps, keep, context = [], [], [], []
     for j in positions:
         gen.manual_seed(sample_key(seed, step, j))
         u.append(torch.rand((), generator=gen, device=device))
@@ -74,6 +76,9 @@ def draw_step_noise(
         if drop_prob is not None:
             k = torch.rand(1 + image_frames, generator=gen, device=device) >= drop_prob
             keep.append(torch.cat([k[:1].expand(video_frames), k[1:]]) if image_frames else k[0])
+        if context_choices:
+            pick = torch.randint(len(context_choices), (), generator=gen, device=device)
+            context.append(torch.tensor(context_choices, device=device)[pick])
     if low_discrepancy:
         gen.manual_seed(sample_key(seed, step, 0, _STREAM_STRATA))
         u0 = torch.rand((), generator=gen, device=device)
@@ -81,7 +86,8 @@ def draw_step_noise(
         t = torch.remainder(u0 + j / global_batch, 1.0)
     else:
         t = torch.stack(u)
-    return StepNoise(t, torch.stack(eps), torch.stack(keep) if drop_prob is not None else None)
+    return StepNoise(t, torch.stack(eps), torch.stack(keep) if drop_prob is not None else None,
+                     torch.stack(context) if context_choices else None)
 
 
 def seed_dropout(seed: int, step: int, first: int) -> None:
