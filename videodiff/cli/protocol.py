@@ -28,6 +28,9 @@ def add_protocol_args(p) -> None:
     g.add_argument("--no-fvd", action="store_true", help="with --protocol: skip FVD (SSIM/PSNR only)")
     g.add_argument("--save-predictions", type=Path, default=None,
                    help="with --protocol: save {method: (N, K, C, T, H, W)} predictions as a .pt file")
+    from .protocol_paper import add_paper_protocol_args
+
+    add_paper_protocol_args(g)  # issue 28: bair, kinetics600, ucf101 (--data-root, --annotations, --c3d-*)
 
 
 def run_protocol_command(args, command: str) -> int:
@@ -37,8 +40,10 @@ def run_protocol_command(args, command: str) -> int:
     from ..evaluation.protocol_run import format_protocol, run_protocol
     from ..evaluation.protocols import get_protocol
     from ..video_pipeline import VideoPipeline
+    from .protocol_paper import check_paper_protocol_args, is_paper_protocol, run_paper_protocol_command
 
     protocol = get_protocol(args.protocol)
+    check_paper_protocol_args(args, protocol)
     methods = tuple(m.strip() for m in (args.method or "").split(",") if m.strip())
     for m in methods:
         if m not in ("gradient", "replacement", "context"):
@@ -57,7 +62,7 @@ def run_protocol_command(args, command: str) -> int:
                                          compile=args.compile)
     cfg = pipe.config
     methods = tuple(pipe.check_method(m) for m in methods) or (pipe.default_method(),)
-    if cfg.data.image_size != 64 or cfg.data.channels != 1:
+    if not is_paper_protocol(protocol) and (cfg.data.image_size != 64 or cfg.data.channels != 1):
         raise ValueError(f"protocol {protocol.name} is 1-channel 64x64; the model makes {cfg.data.channels}-channel "
                          f"{cfg.data.image_size}x{cfg.data.image_size} videos")
     k = protocol.samples if args.samples is None else args.samples
@@ -66,6 +71,9 @@ def run_protocol_command(args, command: str) -> int:
     def predict(given: torch.Tensor, method: str) -> torch.Tensor:
         return pipe.predict(given, given=protocol.given, frames=protocol.frames, samples=k, method=method,
                             seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress, **over)
+
+    if is_paper_protocol(protocol):  # same pipe and settings (over), predicted chunk by chunk on the datasets
+        return run_paper_protocol_command(args, command, protocol, pipe, methods, over)
 
     kept: dict = {}
     t0 = time.perf_counter()

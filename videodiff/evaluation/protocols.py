@@ -134,3 +134,9 @@ def load_split(name: str, num: int | None = None) -> torch.Tensor:
             raise ValueError(f"--videos must be in 1..{len(videos)} for split {name}, got {num}")
         videos = videos[:num]
     return videos
+
+
+# issue 28: the paper's benchmarks on the datasets as distributed (BAIR, Kinetics-600, UCF-101), same --protocol flag
+from .protocols_paper import PAPER_PROTOCOLS  # noqa: E402
+
+PROTOCOLS.update(PAPER_PROTOCOLS)

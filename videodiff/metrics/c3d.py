@@ -90,6 +90,7 @@ def load_c3d(weights_path: str, mean_path: str, **kw) -> C3D:
             raise KeyError(f"C3D weights: expected one array for {layer}/{p}, found {keys}")
         return torch.from_numpy(np.asarray(arrays[keys[0]], np.float32))
 
+    kw.setdefault("width", find("conv1a", "W").shape[0] / 64)  # 1.0 for the real weights; thinned test networks
     model = C3D(num_classes=find("fc8", "b").shape[0], mean=mean, **kw)
     sd = {f"{layer}.{'weight' if p == 'W' else 'bias'}": find(layer, p) for layer in _LAYERS for p in ("W", "b")}
     sd["mean"] = model.mean
