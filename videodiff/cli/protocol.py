@@ -16,13 +16,16 @@ def add_protocol_args(p) -> None:
     g = p.add_argument_group("prediction protocols", "Score a model's video prediction as a published table does "
                              "(--protocol with --model or --checkpoint; --real/--fake do not apply).")
     g.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
-                   help="; ".join(f"{k}: {v.given} -> {v.predicted}, {v.videos} videos x {v.samples} samples"
+                   help="; ".join(f"{k}: unconditional, {v.samples} samples" if v.given == 0 else
+                                  f"{k}: {v.given} -> {v.predicted}, {v.videos} videos x {v.samples} samples"
                                   for k, v in PROTOCOLS.items()))
     g.add_argument("--model", default=None, metavar="NAME", help="with --protocol: a shipped model's name")
     g.add_argument("--method", default=None,
                    help="with --protocol: gradient, replacement, context or several comma-separated (default: the "
                         "model's own, context for a model trained with train.context_frames, else gradient)")
-    g.add_argument("--videos", type=int, default=None, help="with --protocol: the first N test videos (default all)")
+    g.add_argument("--videos", type=int, default=None,
+                   help="with --protocol: N test videos (the first N, or a fixed-seed subset where the protocol "
+                        "draws one: kinetics600, ucf101; default: the protocol's count)")
     g.add_argument("--samples", type=int, default=None, help="with --protocol: samples per video (default: its K)")
     g.add_argument("--w-r", type=float, default=None, help="with --protocol: w_r of eq. (6) (default: task default)")
     g.add_argument("--no-fvd", action="store_true", help="with --protocol: skip FVD (SSIM/PSNR only)")
