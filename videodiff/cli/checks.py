@@ -97,9 +97,10 @@ def check_video_tensor(video, path, what: str = "--input"):
     return video.clamp(-1, 1)
 
 
-# --method value -> (flags that belong to the other method, commands where that holds)
-_METHOD_ONLY = {"gradient": (("--variant",), ("extend", "interpolate", "upsample", "predict")),
-                "replacement": (("--w-r", "--no-clamp"), ("extend", "interpolate", "predict"))}
+# flag -> (the --method it belongs to, commands where that holds)
+_METHOD_FLAGS = {"--variant": ("replacement", ("extend", "interpolate", "upsample", "predict")),
+                 "--w-r": ("gradient", ("extend", "interpolate", "predict")),
+                 "--no-clamp": ("gradient", ("extend", "interpolate", "predict"))}
 
 
 def _given(argv, flag: str) -> bool:
@@ -107,14 +108,16 @@ def _given(argv, flag: str) -> bool:
 
 
 def _check_method_flags(args, command) -> None:
-    method = getattr(args, "method", None)
-    if method not in _METHOD_ONLY:
+    """A flag of one conditioning method with another (or with the default, which is the gradient method for a
+    plain model and ``context`` for a context-trained one, never the replacement method) would be ignored."""
+    if not hasattr(args, "method"):
         return
-    flags, commands = _METHOD_ONLY[method]
-    if command not in commands:
-        return
-    other = "replacement" if method == "gradient" else "gradient"
-    for flag in flags:
-        if _given(getattr(args, "argv", None), flag):
-            raise ValueError(f"{flag} applies to --method {other} only, not to --method {method} (it would be "
-                             f"ignored); drop it or pass --method {other}")
+    method = args.method
+    for flag, (owner, commands) in _METHOD_FLAGS.items():
+        if command not in commands or method == owner or not _given(getattr(args, "argv", None), flag):
+            continue
+        if method is None and owner == "gradient":
+            continue  # the default method of an unconditional model
+        used = f"--method {method}" if method else "the default method"
+        raise ValueError(f"{flag} applies to --method {owner} only, not to {used} (it would be ignored); drop it "
+                         f"or pass --method {owner}")
