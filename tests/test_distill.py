@@ -213,6 +213,16 @@ def test_distillation_resume_is_bit_exact(teacher, tmp_path, crash_at):
     assert any(not torch.equal(a["ema"][n], load_checkpoint(teacher)["ema"][n]) for n in a["ema"])  # it trained
 
 
+def test_max_seconds_stops_at_a_checkpoint_and_the_run_resumes_bit_exactly(teacher, tmp_path):
+    full = _distil(teacher, tmp_path / "full")
+    part = _distil(teacher, tmp_path / "part", ["distill.max_seconds=1e-9"])  # out of time after the first step
+    assert part.stopped_early and part.step == 1 and not part.rounds
+    assert (tmp_path / "part" / "checkpoints" / "step_000001").is_dir()
+    rest = _distil(teacher, tmp_path / "part")  # another limit (none) on resume is accepted
+    assert not rest.stopped_early and rest.step == 6 and not full.stopped_early
+    assert _losses(tmp_path / "part") == _losses(tmp_path / "full")
+
+
 def test_distillation_refuses_to_resume_with_other_settings(teacher, tmp_path):
     _distil(teacher, tmp_path / "r")
     with pytest.raises(ValueError, match="'distill' config differs"):

@@ -50,6 +50,7 @@ class DistillResult:
     checkpoint: Path  # the last student's checkpoint (the run directory loads as this model)
     rounds: list[dict]  # per finished round: round, student_steps, teacher_steps, loss, seconds
     step: int  # global optimizer steps done
+    stopped_early: bool = False  # distill.max_seconds stopped it before the last round ended (rerun to resume)
 
 
 def distill_config(source: str | Path, *, target_steps: int | None = None, start_steps: int | None = None,
@@ -91,6 +92,8 @@ def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path) -> None:
     now = config_to_dict(cfg)
     saved = config_to_dict(config_from_dict(ExperimentConfig, saved))
     for group in ("data", "model", "diffusion", "text", "distill"):
+        if group == "distill":  # the time limit of one invocation may change on resume
+            saved[group], now[group] = ({**d, "max_seconds": 0.0} for d in (saved[group], now[group]))
         if saved[group] != now[group]:
             raise ValueError(f"cannot resume from {path}: its '{group}' config differs from the one given; use a new "
                              f"--out directory or the same settings")
@@ -156,6 +159,7 @@ def _distill(cfg: ExperimentConfig, run_dir: Path, plan: list[int], device, dtyp
     log(f"distilling {dc.source}: {dc.start_steps} -> {' -> '.join(map(str, plan))} DDIM steps, "
         f"{dc.steps_per_round} steps per round, {precision_name(dtype)} on {device}")
     bar = tqdm(total=total, initial=step, desc="distill", disable=not progress, dynamic_ncols=True)
+    t_start, stopped = time.perf_counter(), False
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         while step < total:
             rnd, k0 = divmod(step, dc.steps_per_round)
@@ -230,9 +234,19 @@ def _distill(cfg: ExperimentConfig, run_dir: Path, plan: list[int], device, dtyp
                     done.append(row)
                     bar.write(f"round {rnd + 1}/{len(plan)}: {2 * n} -> {n} DDIM steps, loss {last_loss:.4g}, "
                               f"{seconds:.1f} s")
-                if step % dc.ckpt_every == 0 or end:
+                stopped = dc.max_seconds > 0 and time.perf_counter() - t_start >= dc.max_seconds and step < total
+                if stopped and not ((k + 1) % dc.log_every == 0 or end):  # the round's time up to this step
+                    now = time.perf_counter()
+                    seconds, t0 = seconds + now - t0, now
+                if step % dc.ckpt_every == 0 or end or stopped:
                     save_checkpoint(run_dir, step, model, ema.model, opt, {}, student_config(cfg, n),
                                     extra={"round": rnd + 1, "round_step": k + 1, "round_seconds": seconds,
                                            "student_steps": n}, keep=dc.keep_checkpoints)
+                if stopped:
+                    log(f"distill.max_seconds ({dc.max_seconds:g} s) reached: stopped at step {step} of {total} "
+                        f"(round {rnd + 1}); the same command resumes")
+                    break
+            if stopped:
+                break
     bar.close()
-    return DistillResult(run_dir, latest_checkpoint(run_dir), done, step)
+    return DistillResult(run_dir, latest_checkpoint(run_dir), done, step, stopped_early=stopped)
