@@ -320,5 +320,39 @@ def test_the_distill_recipe_merges_over_the_teachers_config(teacher):
     recipe = Path(__file__).parent.parent / "configs" / "distill" / "moving_mnist_fast.yaml"
     cfg = distill_config(teacher, config=recipe, overrides=["distill.lr=3e-5"])
     d = cfg.distill
-    assert (d.start_steps, d.target_steps, d.guidance, d.lr, d.source) == (32, 4, 2.0, 3e-5, str(teacher))
+    assert (d.start_steps, d.target_steps, d.guidance, d.lr, d.source) == (16, 4, 2.0, 3e-5, str(teacher))
     assert cfg.model.base_channels == 8  # the rest is the teacher's
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "distill_steps", Path(__file__).parents[1] / "benchmarks" / "distill_steps.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_statistics_binomial_interval_and_the_issue_goals():
+    """benchmarks/distill_steps.py: the binomial s.e., the 95 % Wilson score interval (8 of 10: [0.490, 0.943]) and the
+    goal check of issue 30 (accuracies within one s.e. of the difference, cFVD within 20 %)."""
+    b = _bench()
+    w = b.binomial(0.8, 10)
+    assert w["se"] == pytest.approx((0.8 * 0.2 / 10) ** 0.5)
+    assert w["wilson95"] == pytest.approx([0.490, 0.943], abs=5e-4)
+    assert b.binomial(1.0, 80)["se"] == 0.0 and b.binomial(1.0, 80)["wilson95"][1] == pytest.approx(1.0)
+
+    def row(method, steps, digit, direction, cfvd, n=80):
+        return {"method": method, "steps": steps, "digit_accuracy": digit, "direction_accuracy": direction,
+                "cfvd": cfvd, "nfe": steps * (1 if method == "student" else 2), "seconds_per_video": steps / 10,
+                "digit_accuracy_se": b.binomial(digit, n)["se"], "direction_accuracy_se": b.binomial(direction, n)["se"]}
+
+    res = {"rows": [row("teacher-default", 20, 1.0, 0.8, 10.0), row("student", 4, 1.0, 0.75, 11.9),
+                    row("teacher-dpmpp2m", 4, 0.95, 0.8, 12.1)]}
+    g = b.goals(res, 4)
+    assert g["student"]["all_quality_bars"] and g["student"]["nfe_ratio"] == 10.0
+    assert g["student"]["speedup"] == pytest.approx(5.0)
+    assert not g["teacher-dpmpp2m"]["digit_accuracy"]["within"] and not g["teacher-dpmpp2m"]["cfvd"]["within"]
+    assert "teacher-ddim" not in g
