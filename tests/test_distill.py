@@ -306,6 +306,18 @@ def test_a_guided_text_teacher_distils_into_a_one_call_student(tmp_path):
     assert losses[0.0] != losses[3.0]  # the same batch and noise: the guided teacher gives another target
     m = load_model(tmp_path / "s3.0", device="cpu")
     assert m.config.sample.guidance == 0.0 and m.config.distill.guidance == 3.0 and m.config.sample.steps == 1
+    # Two rounds: only round 1's teacher is guided; round 2's teacher is round 1's student, whose weights already
+    # hold the guidance (guiding it again compounded w: the first moving-mnist-fast run's 4-step student, cFVD 23)
+    import videodiff.sampling.guidance as guidance
+
+    wrapped, real = [], guidance.classifier_free_guidance
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(guidance, "classifier_free_guidance", lambda den, w, **kw: wrapped.append(w) or real(den, w, **kw))
+    try:
+        two = _distil(tmp_path / "t", tmp_path / "two", ["distill.guidance=3.0", "distill.steps_per_round=1"])
+    finally:
+        monkey.undo()
+    assert [r["student_steps"] for r in two.rounds] == [2, 1] and wrapped == [3.0]
     calls = []
     m.denoiser.net.register_forward_hook(lambda mod, args, out: calls.append(out.shape[0]))
     v = sample_from_prompts(m.denoiser, m.config, ["the digit one moving up"], 2, guidance=m.config.sample.guidance)

@@ -3,7 +3,8 @@
 Round ``r`` trains a student that samples with ``N_r`` DDIM steps against a teacher with ``2 N_r`` steps
 (:func:`videodiff.distillation.distillation_loss`); the first teacher is the EMA weights of ``distill.source`` (a
 shipped model or a run), and each round's student starts from its teacher and becomes, through its EMA weights, the
-next round's teacher. Text models distil a classifier-free guided teacher (eq. 5 at ``distill.guidance``) into a
+next round's teacher. Text models distil a classifier-free guided teacher (eq. 5 at ``distill.guidance``, round 1 only:
+later teachers are students with the guidance in their weights, Meng et al. 2023) into a
 student that takes the same condition and needs one network call per step.
 
 A run directory holds what ``videodiff train`` writes (``config.yaml``, ``metrics.jsonl``, ``checkpoints/`` through
@@ -169,10 +170,13 @@ def _distill(cfg: ExperimentConfig, run_dir: Path, plan: list[int], device, dtyp
             teacher_net.eval().requires_grad_(False)
             teacher = Denoiser(teacher_net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x,
                                autocast_dtype=dtype)
-            if cfg.text.enabled and dc.guidance > 0:
+            if cfg.text.enabled and dc.guidance > 0 and rnd == 0:
                 from ..sampling.guidance import classifier_free_guidance
 
-                teacher = classifier_free_guidance(teacher, dc.guidance)  # eq. (5): the student learns the guided x~
+                # eq. (5) in round 1 only: the student learns the guided x~, and later teachers are students that
+                # have the guidance in their weights (Meng et al. 2023's second stage); guiding them again would
+                # compound it (docs/distillation.md: the 4-step student of such a run scored like w = 5)
+                teacher = classifier_free_guidance(teacher, dc.guidance)
             model = build_model(cfg).to(device)
             model.load_state_dict(teacher_net.state_dict())  # the student starts as its teacher
             ema = EMA(model, dc.ema_decay)
