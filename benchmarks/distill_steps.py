@@ -16,8 +16,10 @@ the student 1 per step), and wall time per video, measured separately in ``--tim
 one run, not times across runs).
 
     OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/distill_steps.py --teacher moving-mnist \\
-        --student 8=runs/distill/moving-mnist-fast/rounds/steps_0008 --student 4=moving-mnist-fast \\
-        --student 2=runs/distill/moving-mnist-fast/rounds/steps_0002 --out benchmarks/results/distill
+        --student 8=runs/moving-mnist-fast/rounds/steps_0008 --student 4=moving-mnist-fast \\
+        --student 2=runs/moving-mnist-fast-2/rounds/steps_0002 --out benchmarks/results/distill
+
+(the runs: docs/distillation.md). A student sampled at other steps than its own is named "off its grid".
 """
 
 from __future__ import annotations
