@@ -182,3 +182,19 @@ def test_page_shows_an_input_error(browser, served, tmp_path):
     assert page.locator("#t2v-video video[src]").count() == 0
     _screenshot(page, tmp_path, "app_error.png")
     page.close()
+
+
+def test_a_distilled_student_starts_the_page_at_its_own_sampler_steps_and_guidance():
+    """A progressively distilled student (docs/distillation.md) samples DDIM at the steps it was distilled for with
+    w = 0 (its teacher's guidance is in its weights): the page starts there; other models at AppDefaults'."""
+    from videodiff.app import model_defaults
+    from videodiff.config import load_config
+
+    teacher = load_config(None, ["sample.sampler=dpmpp2m", "sample.steps=20", "sample.guidance=2.0"])
+    d = model_defaults(teacher, concurrency=2)
+    assert (d.sampler, d.steps, d.guidance, d.concurrency) == ("dpmpp2m", 20, 2.0, 2)
+    student = load_config(None, ["sample.sampler=ddim", "sample.steps=4", "sample.guidance=0.0",
+                                 "distill.source=moving-mnist", "distill.guidance=2.0"])
+    d = model_defaults(student)
+    assert (d.sampler, d.steps, d.guidance) == ("ddim", 4, 0.0)
+    assert model_defaults(student, steps=8).steps == 8  # --steps still sets the starting value

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["AppDefaults", "VideoApp", "build_app", "launch", "make_app", "require_gradio"]
+__all__ = ["AppDefaults", "VideoApp", "build_app", "launch", "make_app", "model_defaults", "require_gradio"]
 
 INSTALL_HINT = "pip install 'videodiff[app]'"
 LOW_SIZE = 16  # the super-resolution tab's low-resolution side
@@ -314,13 +314,28 @@ def launch(page, *, host: str = "127.0.0.1", port: int | None = None, share: boo
                        allowed_paths=[str(out_dir)] if out_dir is not None else None, quiet=not block)
 
 
+def model_defaults(config, **fields) -> AppDefaults:
+    """The page's starting values for a model's ``config``, then ``fields``: a progressively distilled student
+    (``distill.source`` set; docs/distillation.md) starts at its own sampler and steps (DDIM at the steps it was
+    distilled for) and its own guidance (0: a guided teacher's w is in its weights), every other model at
+    :class:`AppDefaults`' (DPM-Solver++(2M), 20 steps, w = 2)."""
+    distill = getattr(config, "distill", None)
+    if distill is not None and distill.source:
+        s = config.sample
+        fields = {"sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, **fields}
+    return AppDefaults(**fields)
+
+
 def make_app(model: str = "moving-mnist", *, device: str = "cpu", defaults: AppDefaults | None = None,
-             out_dir: str | Path | None = None):
-    """Load ``model`` (a shipped name or a run directory) and build its page: ``(page, VideoApp)``."""
+             out_dir: str | Path | None = None, fields: dict | None = None):
+    """Load ``model`` (a shipped name or a run directory) and build its page: ``(page, VideoApp)``. Without
+    ``defaults``, the page starts at :func:`model_defaults` of the model with ``fields`` over them."""
     from .video_pipeline import VideoPipeline
 
     require_gradio()  # fail before loading anything
     pipe = VideoPipeline.from_pretrained(model, device=device)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videodiff-app-"))
+    if defaults is None:
+        defaults = model_defaults(pipe.config, **(fields or {}))
     app = VideoApp(pipe, out, defaults, name=str(model))
     return build_app(app), app

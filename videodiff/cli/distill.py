@@ -20,7 +20,11 @@ def _cmd_distill(args) -> int:
     res = distill(cfg, args.out, resume=not args.no_resume, progress=not args.no_progress)
     mins = (time.perf_counter() - t0) / 60
     dc = cfg.distill
-    print(f"\ndistilled {dc.source} to {dc.target_steps} DDIM steps (step {res.step}) in {mins:.1f} min")
+    if res.stopped_early:
+        print(f"\nstopped by distill.max_seconds at step {res.step} after {mins:.1f} min; rerun the same command to "
+              f"resume")
+    else:
+        print(f"\ndistilled {dc.source} to {dc.target_steps} DDIM steps (step {res.step}) in {mins:.1f} min")
     for row in res.rounds:
         print(f"  round {row['round']}: {row['teacher_steps']} -> {row['student_steps']} steps, loss "
               f"{row['loss']:.4g}, {row['seconds']:.1f} s")

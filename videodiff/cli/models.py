@@ -35,7 +35,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_app(args) -> int:
-    from ..app import AppDefaults, launch, make_app, require_gradio
+    from ..app import launch, make_app, require_gradio
 
     try:
         require_gradio()
@@ -50,8 +50,9 @@ def _cmd_app(args) -> int:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
         if value is not None:
             over[name] = value
-    defaults = AppDefaults(**over) if args.steps is None else AppDefaults(steps=args.steps, **over)
-    page, app = make_app(args.model, device=args.device, defaults=defaults, out_dir=args.out)
+    if args.steps is not None:
+        over["steps"] = args.steps
+    page, app = make_app(args.model, device=args.device, out_dir=args.out, fields=over)  # the model's defaults
     where = "a public share link and " if args.share else ""
     print(f"serving {args.model} on {where}http://{args.host}:{args.port} (videos in {app.out_dir}); Ctrl+C stops")
     launch(page, host=args.host, port=args.port, share=args.share, out_dir=app.out_dir)
@@ -118,7 +119,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="also ask Gradio for a public share link (off by default)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps the page starts with (default 20)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampling steps the page starts with (default 20; a distilled student: its own steps)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="folder for the videos (default: a new temporary folder)")
     p.add_argument("--concurrency", type=int, default=None,

@@ -34,6 +34,9 @@ class DistillConfig:
     log_every: int = 10
     ckpt_every: int = 200  # a checkpoint every N steps, and at the end of every round
     keep_checkpoints: int = 2
+    # Wall-clock limit of one invocation in seconds (0: none): the run stops after the step that passes it, with a
+    # checkpoint, and the same command resumes it (the limit may change between invocations).
+    max_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.source is not None and not str(self.source).strip():
@@ -42,8 +45,8 @@ class DistillConfig:
                      "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"distill.{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < 0 or self.grad_clip < 0 or not self.lr >= 0:
-            raise ValueError("distill.warmup_steps, distill.grad_clip and distill.lr must be >= 0")
+        if self.warmup_steps < 0 or self.grad_clip < 0 or not self.lr >= 0 or not self.max_seconds >= 0:
+            raise ValueError("distill.warmup_steps, distill.grad_clip, distill.lr and distill.max_seconds must be >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"distill.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.weighting not in WEIGHTINGS:

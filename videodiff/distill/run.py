@@ -3,7 +3,8 @@
 Round ``r`` trains a student that samples with ``N_r`` DDIM steps against a teacher with ``2 N_r`` steps
 (:func:`videodiff.distillation.distillation_loss`); the first teacher is the EMA weights of ``distill.source`` (a
 shipped model or a run), and each round's student starts from its teacher and becomes, through its EMA weights, the
-next round's teacher. Text models distil a classifier-free guided teacher (eq. 5 at ``distill.guidance``) into a
+next round's teacher. Text models distil a classifier-free guided teacher (eq. 5 at ``distill.guidance``, round 1 only:
+later teachers are students with the guidance in their weights, Meng et al. 2023) into a
 student that takes the same condition and needs one network call per step.
 
 A run directory holds what ``videodiff train`` writes (``config.yaml``, ``metrics.jsonl``, ``checkpoints/`` through
@@ -50,6 +51,7 @@ class DistillResult:
     checkpoint: Path  # the last student's checkpoint (the run directory loads as this model)
     rounds: list[dict]  # per finished round: round, student_steps, teacher_steps, loss, seconds
     step: int  # global optimizer steps done
+    stopped_early: bool = False  # distill.max_seconds stopped it before the last round ended (rerun to resume)
 
 
 def distill_config(source: str | Path, *, target_steps: int | None = None, start_steps: int | None = None,
@@ -91,6 +93,8 @@ def _check_resumable(saved: dict, cfg: ExperimentConfig, path: Path) -> None:
     now = config_to_dict(cfg)
     saved = config_to_dict(config_from_dict(ExperimentConfig, saved))
     for group in ("data", "model", "diffusion", "text", "distill"):
+        if group == "distill":  # the time limit of one invocation may change on resume
+            saved[group], now[group] = ({**d, "max_seconds": 0.0} for d in (saved[group], now[group]))
         if saved[group] != now[group]:
             raise ValueError(f"cannot resume from {path}: its '{group}' config differs from the one given; use a new "
                              f"--out directory or the same settings")
@@ -156,6 +160,7 @@ def _distill(cfg: ExperimentConfig, run_dir: Path, plan: list[int], device, dtyp
     log(f"distilling {dc.source}: {dc.start_steps} -> {' -> '.join(map(str, plan))} DDIM steps, "
         f"{dc.steps_per_round} steps per round, {precision_name(dtype)} on {device}")
     bar = tqdm(total=total, initial=step, desc="distill", disable=not progress, dynamic_ncols=True)
+    t_start, stopped = time.perf_counter(), False
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         while step < total:
             rnd, k0 = divmod(step, dc.steps_per_round)
@@ -165,10 +170,13 @@ def _distill(cfg: ExperimentConfig, run_dir: Path, plan: list[int], device, dtyp
             teacher_net.eval().requires_grad_(False)
             teacher = Denoiser(teacher_net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x,
                                autocast_dtype=dtype)
-            if cfg.text.enabled and dc.guidance > 0:
+            if cfg.text.enabled and dc.guidance > 0 and rnd == 0:
                 from ..sampling.guidance import classifier_free_guidance
 
-                teacher = classifier_free_guidance(teacher, dc.guidance)  # eq. (5): the student learns the guided x~
+                # eq. (5) in round 1 only: the student learns the guided x~, and later teachers are students that
+                # have the guidance in their weights (Meng et al. 2023's second stage); guiding them again would
+                # compound it (docs/distillation.md: the 4-step student of such a run scored like w = 5)
+                teacher = classifier_free_guidance(teacher, dc.guidance)
             model = build_model(cfg).to(device)
             model.load_state_dict(teacher_net.state_dict())  # the student starts as its teacher
             ema = EMA(model, dc.ema_decay)
@@ -230,9 +238,19 @@ def _distill(cfg: ExperimentConfig, run_dir: Path, plan: list[int], device, dtyp
                     done.append(row)
                     bar.write(f"round {rnd + 1}/{len(plan)}: {2 * n} -> {n} DDIM steps, loss {last_loss:.4g}, "
                               f"{seconds:.1f} s")
-                if step % dc.ckpt_every == 0 or end:
+                stopped = dc.max_seconds > 0 and time.perf_counter() - t_start >= dc.max_seconds and step < total
+                if stopped and not ((k + 1) % dc.log_every == 0 or end):  # the round's time up to this step
+                    now = time.perf_counter()
+                    seconds, t0 = seconds + now - t0, now
+                if step % dc.ckpt_every == 0 or end or stopped:
                     save_checkpoint(run_dir, step, model, ema.model, opt, {}, student_config(cfg, n),
                                     extra={"round": rnd + 1, "round_step": k + 1, "round_seconds": seconds,
                                            "student_steps": n}, keep=dc.keep_checkpoints)
+                if stopped:
+                    log(f"distill.max_seconds ({dc.max_seconds:g} s) reached: stopped at step {step} of {total} "
+                        f"(round {rnd + 1}); the same command resumes")
+                    break
+            if stopped:
+                break
     bar.close()
-    return DistillResult(run_dir, latest_checkpoint(run_dir), done, step)
+    return DistillResult(run_dir, latest_checkpoint(run_dir), done, step, stopped_early=stopped)
