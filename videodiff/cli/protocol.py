@@ -39,11 +39,11 @@ def add_protocol_args(p) -> None:
 def run_protocol_command(args, command: str) -> int:
     import torch
 
-    from ..evaluation import write_results
     from ..evaluation.protocol_run import format_protocol, run_protocol
     from ..evaluation.protocols import get_protocol
     from ..video_pipeline import VideoPipeline
-    from .protocol_paper import check_paper_protocol_args, is_paper_protocol, run_paper_protocol_command
+    from .protocol_paper import (check_paper_protocol_args, finish_protocol, is_paper_protocol,
+                                 run_paper_protocol_command)
 
     protocol = get_protocol(args.protocol)
     check_paper_protocol_args(args, protocol)
@@ -85,13 +85,5 @@ def run_protocol_command(args, command: str) -> int:
     results["model"] = {"name": args.model, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
                         "step": pipe.model.step, "frames": cfg.data.num_frames, "precision": pipe.precision,
                         "sampling": {"seed": args.seed, **over}}
-    results["command"] = command
-    results["wall_time_s"] = round(time.perf_counter() - t0, 1)
-    print(format_protocol(results))
-    if args.save_predictions is not None:
-        args.save_predictions.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(kept, args.save_predictions)
-    if args.json is not None:
-        write_results(results, args.json)
-        print(f"results -> {args.json}")
-    return 0
+    return finish_protocol(args, results, command, t0, kept, format_protocol)
+

@@ -68,7 +68,6 @@ def run_paper_protocol_command(args, command: str, protocol, pipe, methods, over
     per chunk of clips) or generate with ``pipe``, score, print the table, write the JSON."""
     import torch
 
-    from ..evaluation import write_results
     from ..evaluation.protocol_paper_run import chunk_seed, format_paper_protocol, run_paper_protocol
     from ..evaluation.protocols_paper import ProtocolClips
 
@@ -105,10 +104,20 @@ def run_paper_protocol_command(args, command: str, protocol, pipe, methods, over
     results["model"] = {"name": args.model, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
                         "step": pipe.model.step, "frames": cfg.data.num_frames, "precision": pipe.precision,
                         "sampling": {"seed": args.seed, **(over if protocol.conditional else sampling)}}
+    return finish_protocol(args, results, command, t0, kept or {}, format_paper_protocol)
+
+
+def finish_protocol(args, results: dict, command: str, t0: float, kept: dict, fmt) -> int:
+    """Record the command and wall time, print ``fmt(results)``, save the kept predictions (``--save-predictions``)
+    and the JSON (``--json``)."""
+    import torch
+
+    from ..evaluation import write_results
+
     results["command"] = command
     results["wall_time_s"] = round(time.perf_counter() - t0, 1)
-    print(format_paper_protocol(results))
-    if kept:
+    print(fmt(results))
+    if args.save_predictions is not None and kept:
         args.save_predictions.parent.mkdir(parents=True, exist_ok=True)
         torch.save(kept, args.save_predictions)
     if args.json is not None:

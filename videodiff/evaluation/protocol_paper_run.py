@@ -7,7 +7,7 @@ The full protocols are large (BAIR: 25,600 continuations; Kinetics-600: 50,000 r
 clips are read, predicted, embedded and dropped chunk by chunk (:data:`CHUNK_CONTINUATIONS` continuations at a
 time); only I3D/C3D features are kept. Prediction protocols report, per method and for the **last-frame copy**
 baseline (every predicted frame is the last given one), the FVD of each sample index k against the real clips, their
-mean over k and the pooled FVD (as :func:`videodiff.evaluation.protocol_run._fvd_rows` of the SMMNIST protocols).
+mean over k and the pooled FVD (:func:`videodiff.evaluation.protocol_run.fvd_rows_from_features`, as the SMMNIST protocols).
 UCF-101 reports the C3D IS at 1 and 10 splits, the C3D FID and the I3D FVD of the samples, and the real clips' IS.
 """
 
@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .protocol_run import fvd_rows_from_features
 from .protocols_paper import PaperProtocol
 
 __all__ = ["run_paper_protocol", "format_paper_protocol", "fvd_rows_from_features", "chunk_seed",
@@ -43,19 +44,6 @@ def _i3d_features(i3d, cache_dir, batch_size, progress) -> Callable:
     model = i3d if i3d is not None else load_i3d()
     return lambda v: cached_i3d_features(tensor_to_uint8(v), model, cache_dir, batch_size=batch_size,
                                          progress=progress)
-
-
-def fvd_rows_from_features(real_feats: np.ndarray, per_k: list[np.ndarray]) -> dict:
-    """:func:`videodiff.evaluation.protocol_run._fvd_rows` on features gathered chunk by chunk: the FVD of each
-    sample index k (the real set against the k-th samples), their mean and std over k, and pooled (all against real)."""
-    from ..metrics.fvd import fvd_from_features
-
-    fvds = [fvd_from_features(real_feats, f) for f in per_k]
-    out = {"fvd_mean_of_k": round(float(np.mean(fvds)), 3), "fvd_per_k": [round(v, 3) for v in fvds],
-           "fvd_std_of_k": round(float(np.std(fvds, ddof=1)), 3) if len(fvds) > 1 else None}
-    if len(per_k) > 1:
-        out["fvd_pooled"] = round(fvd_from_features(real_feats, np.concatenate(per_k)), 3)
-    return out
 
 
 class _TensorClips:

@@ -37,17 +37,22 @@ def _summary(values: np.ndarray, resamples: int) -> dict:
     return {"mean": round(mean, 4), "ci95": [round(lo, 4), round(hi, 4)]}
 
 
-def _fvd_rows(clips: torch.Tensor, real_feats: np.ndarray, features: Callable) -> dict:
-    """FVD of each sample index ``k`` (the set of the k-th samples against the real set), their mean, and pooled."""
+def fvd_rows_from_features(real_feats: np.ndarray, per_k: list[np.ndarray]) -> dict:
+    """The FVD of each sample index k (the real set against the k-th samples' features ``per_k[k]``), their mean and
+    std over k, and pooled (all samples against the real set)."""
     from ..metrics.fvd import fvd_from_features
 
-    feats = [features(clips[:, k]) for k in range(clips.shape[1])]
-    per_k = [fvd_from_features(real_feats, f) for f in feats]
-    out = {"fvd_mean_of_k": round(float(np.mean(per_k)), 3), "fvd_per_k": [round(v, 3) for v in per_k],
-           "fvd_std_of_k": round(float(np.std(per_k, ddof=1)), 3) if len(per_k) > 1 else None}
-    if len(feats) > 1:
-        out["fvd_pooled"] = round(fvd_from_features(real_feats, np.concatenate(feats)), 3)
+    fvds = [fvd_from_features(real_feats, f) for f in per_k]
+    out = {"fvd_mean_of_k": round(float(np.mean(fvds)), 3), "fvd_per_k": [round(v, 3) for v in fvds],
+           "fvd_std_of_k": round(float(np.std(fvds, ddof=1)), 3) if len(fvds) > 1 else None}
+    if len(per_k) > 1:
+        out["fvd_pooled"] = round(fvd_from_features(real_feats, np.concatenate(per_k)), 3)
     return out
+
+
+def _fvd_rows(clips: torch.Tensor, real_feats: np.ndarray, features: Callable) -> dict:
+    """:func:`fvd_rows_from_features` of the clips ``(N, K, ...)``, sample index by sample index."""
+    return fvd_rows_from_features(real_feats, [features(clips[:, k]) for k in range(clips.shape[1])])
 
 
 def run_protocol(
