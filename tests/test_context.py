@@ -237,7 +237,7 @@ def test_last_known_frames_are_the_latest_given_ones_repeated_at_every_frame():
 
 
 def test_concat_model_widens_from_the_plain_network_and_starts_equal_to_it():
-    from videodiff.train.loop import _init_from
+    from videodiff.train.init_from import init_from_state as _init_from
 
     torch.manual_seed(0)
     small = UNetConfig(in_channels=1, image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,

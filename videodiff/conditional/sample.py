@@ -77,6 +77,8 @@ def sample_conditional(
         raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
     if (x_a is None) != (mask is None):
         raise ValueError("x_a and mask go together: give both or neither")
+    if method == "context" and y is not None:
+        raise ValueError("method='context' has no low-resolution conditioning: use the gradient method (eq. 7)")
     if y is not None and method != "gradient" and getattr(down, "mode", None) != "area":
         raise ValueError("low-resolution conditioning with method='replacement' needs area downsampling "
                          "(Downsample(size, 'area'): only it has a projection to replace through); "
@@ -91,16 +93,13 @@ def sample_conditional(
     logsnrs = schedule(time_grid(steps))
     z = draw_noise(shape, generator, device=device, dtype=dtype)  # z_1 ~ N(0, I); one generator or one per video
     hook = None
-    if x_a is not None:
+    if x_a is not None and method != "context":  # context: the denoiser returns x^a itself (videodiff/context.py)
         hook = ReplacementHook(x_a, mask, variant, final_logsnr=float(logsnrs[-1]))
     if y is not None and method == "replacement":  # low frequencies replaced instead of eq. (7)
         low = LowResReplacementHook(y.to(device=device, dtype=dtype), shape[-2:], y_mask, float(logsnrs[-1]))
         hook = Hooks(hook, low)
-    if method == "context" and y is not None:
-        raise ValueError("method='context' has no low-resolution conditioning: use the gradient method (eq. 7)")
-    if method == "context" and x_a is not None:  # a model trained with train.context_frames (videodiff/context.py)
+    if method == "context" and x_a is not None:  # a model trained with train.context_frames: x^a enters it clean
         extra_args = {**(extra_args or {}), "context": x_a, "context_mask": _whole_frames(mask, shape)}
-        hook = None  # the denoiser returns x^a for those frames; the network sees them clean, not through z_s
     if method == "gradient" and (x_a is not None or y is not None):
         denoise = ReconstructionGuidance(denoise, x_a=x_a, mask=mask, w_r=w_r, y=y, y_mask=y_mask, down=down,
                                          w_r_low=w_r_low, clip=guidance_clip)

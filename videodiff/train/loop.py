@@ -55,6 +55,7 @@ from .loggers import Loggers
 from .lr import lr_at
 from .randomness import draw_step_noise, seed_dropout
 from .report import MetricsLog, plot_loss
+from .init_from import init_from_state as _init_from
 from .resume import check_resumable as _check_resumable
 from .runlock import RunLock, RunLockedError
 from .sharded import load_into_fsdp, save_sharded_checkpoint
@@ -80,39 +81,6 @@ def _weights_finite(model: torch.nn.Module, env: DistEnv | None = None) -> bool:
     if env is None or not is_sharded(model):
         return local
     return env.all_sum(torch.tensor(float(not local), device=env.device)).item() == 0
-
-
-def _widen_inputs(model: torch.nn.Module, state: dict) -> dict:
-    """A network that takes more input channels than the one it starts from (``model.context_concat``): the
-    weights of the new channels start at zero, so the fine-tune starts as the network it came from."""
-    own = model.state_dict()
-    widened = tuple(name for m in model.modules() for name in getattr(m, "WIDENED_INPUTS", ()))
-    state = dict(state)
-    for key, value in state.items():
-        mine = own.get(key)
-        if (key.endswith(widened) and mine is not None and value.ndim == mine.ndim >= 2
-                and value.shape[0] == mine.shape[0] and value.shape[2:] == mine.shape[2:]
-                and value.shape[1] < mine.shape[1]):
-            pad = value.new_zeros((value.shape[0], mine.shape[1] - value.shape[1], *value.shape[2:]))
-            state[key] = torch.cat([value, pad], 1)
-    return state
-
-
-def _init_from(model: torch.nn.Module, state: dict, source) -> list[str]:
-    """Load ``state`` into ``model``; returns the names of parameters it lacks that may start at their
-    (zero) initialisation. Anything else that does not match is an error naming ``train.init_from``."""
-    state = _widen_inputs(model, state)
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        raise ValueError(f"train.init_from {source}: its network does not match model/text: {e}") from e
-    # Parameters a fine-tune may add to the network it starts from: each module names its zero-initialised ones.
-    optional = tuple(name for m in model.modules() for name in getattr(m, "ZERO_INIT_OPTIONAL", ()))
-    bad = [k for k in missing if not k.endswith(optional)]
-    if bad or unexpected:
-        raise ValueError(f"train.init_from {source}: its network does not match model/text: missing {bad}, "
-                         f"unexpected {list(unexpected)}")
-    return list(missing)
 
 
 def _match_state_layout(opt: torch.optim.Optimizer) -> None:
