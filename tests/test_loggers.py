@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 import videodiff.train.loop as loop
-from test_train import TINY
+from test_train import TINY, train_argv
 from videodiff.cli import main
 from videodiff.config import load_config
 from videodiff.train import train
@@ -39,9 +39,7 @@ def _raw_steps(run, tag):
 
 def test_tensorboard_logs_the_metrics_rows_and_the_sample_grid(tmp_path, capsys):
     run = tmp_path / "r"
-    args = ["train", "--out", str(run), "--no-progress"]
-    for o in FAST + ["train.steps=3", "train.log_every=2"]:
-        args += ["--set", o]
+    args = train_argv(run, FAST + ["train.steps=3", "train.log_every=2"])
     assert main(args) == 0  # the default train.loggers
     assert f"monitoring : tensorboard --logdir {run / 'tensorboard'}" in capsys.readouterr().out
     acc = _board(run)
@@ -116,9 +114,7 @@ def test_logger_options_are_checked():
 
 def test_wandb_asked_for_but_missing_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError, installed or not
-    args = ["train", "--out", str(tmp_path / "r"), "--no-progress"]
-    for o in FAST + ["train.steps=1", "train.loggers=[tensorboard, wandb]"]:
-        args += ["--set", o]
+    args = train_argv(tmp_path / "r", FAST + ["train.steps=1", "train.loggers=[tensorboard, wandb]"])
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "Traceback" not in "\n".join(err)

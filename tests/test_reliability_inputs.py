@@ -14,7 +14,7 @@ from videodiff.config import load_config
 from videodiff.train import train
 
 from test_text import needs_transformers
-from test_train import TINY
+from test_train import TINY, train_argv
 
 # ------------------------------------------------------------------------------------------------ bad inputs
 
@@ -386,9 +386,7 @@ def test_resuming_a_finished_run_says_so_instead_of_a_nan_loss(run, tmp_path, ca
     import shutil
 
     shutil.copytree(run, tmp_path / "r")
-    args = ["train", "--out", str(tmp_path / "r"), "--no-progress"]
-    for o in TINY + ["train.steps=1"]:
-        args += ["--set", o]
+    args = train_argv(tmp_path / "r", TINY + ["train.steps=1"])
     capsys.readouterr()
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -17,7 +17,7 @@ from videodiff.train import train
 from videodiff.train.loop import TrainingDivergedError
 from videodiff.train.report import MetricsLog
 
-from test_train import TINY, _losses
+from test_train import TINY, assert_matches_uninterrupted, train_argv
 
 
 class _Clips(torch.utils.data.Dataset):
@@ -67,9 +67,8 @@ def test_nonfinite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_pa
 
 
 def test_cli_divergence_exits_2_naming_the_step(tmp_path, capsys):
-    args = ["train", "--out", str(tmp_path / "r"), "--no-progress"]
-    for o in TINY + ["train.steps=6", "train.ckpt_every=1", "train.lr=1e30", "train.warmup_steps=1"]:
-        args += ["--set", o]
+    args = train_argv(tmp_path / "r", TINY + ["train.steps=6", "train.ckpt_every=1", "train.lr=1e30",
+                                              "train.warmup_steps=1"])
     assert main(args) == 2
     line = assert_one_line_error(capsys, "training diverged", "at step")
     step = int(line.split("at step ")[1].split(";")[0])
@@ -141,21 +140,14 @@ def test_resume_falls_back_from_a_damaged_newest_checkpoint(tmp_path, capsys):
     assert (tmp_path / "r" / "checkpoints" / "step_000002.damaged").is_dir()  # set aside, not deleted
     assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").glob("step_??????")) == ["step_000002",
                                                                                           "step_000003"]
-    train(load_config(None, common + ["train.steps=3"]), tmp_path / "full", progress=False)
-    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "r")
-    assert a["step"] == b["step"] == 3
-    for k in a["ema"]:
-        assert torch.equal(a["ema"][k], b["ema"][k]), k
-    assert _losses(tmp_path / "full") == _losses(tmp_path / "r")
+    assert_matches_uninterrupted(tmp_path / "r", tmp_path / "full", common, 3)
 
 
 def test_resume_with_every_checkpoint_damaged_is_a_clear_error(tmp_path, capsys):
     cfg = TINY + ["train.steps=1"]
     train(load_config(None, cfg), tmp_path / "r", progress=False)
     (tmp_path / "r" / "checkpoints" / "step_000001" / "state.json").write_text('{"step": 1, "optim')
-    args = ["train", "--out", str(tmp_path / "r"), "--no-progress"]
-    for o in TINY + ["train.steps=2"]:
-        args += ["--set", o]
+    args = train_argv(tmp_path / "r", TINY + ["train.steps=2"])
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -195,9 +187,7 @@ def test_disk_full_during_a_checkpoint_is_one_line_and_keeps_the_previous_one(tm
         return real_save(tensors, filename, *a, **kw)
 
     monkeypatch.setattr(ck, "save_file", full_disk)
-    args = ["train", "--out", str(run), "--no-progress"]
-    for o in TINY + ["train.steps=2"]:
-        args += ["--set", o]
+    args = train_argv(run, TINY + ["train.steps=2"])
     capsys.readouterr()
     assert main(args) == 2
     assert_one_line_error(capsys, "could not write checkpoint", "step_000002.tmp", "os error 28")
@@ -220,9 +210,7 @@ def test_a_real_file_size_limit_during_a_checkpoint_is_one_line(tmp_path):
             f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
             "from videodiff.cli import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
-    args = ["train", "--out", str(run), "--no-progress"]
-    for o in TINY + ["train.steps=2"]:
-        args += ["--set", o]
+    args = train_argv(run, TINY + ["train.steps=2"])
     res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     err = [line for line in res.stderr.splitlines() if line.startswith("videodiff: error")]

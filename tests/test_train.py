@@ -23,6 +23,25 @@ def _losses(run):
     return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def train_argv(out, overrides) -> list[str]:
+    """``videodiff train --out OUT --no-progress --set ...`` with each override."""
+    args = ["train", "--out", str(out), "--no-progress"]
+    for o in overrides:
+        args += ["--set", o]
+    return args
+
+
+def assert_matches_uninterrupted(run, full, overrides, steps):
+    """Train ``full`` from scratch to ``steps`` with ``overrides`` and check that ``run`` (resumed, perhaps after a
+    damaged checkpoint) reached the same step, EMA weights and loss sequence bit for bit."""
+    train(load_config(None, overrides + [f"train.steps={steps}"]), full, progress=False)
+    a, b = load_checkpoint(full), load_checkpoint(run)
+    assert a["step"] == b["step"] == steps
+    for k in a["ema"]:
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    assert _losses(full) == _losses(run)
+
+
 def test_tiny_model_overfits_one_clip(tmp_path):
     cfg = load_config(None, TINY + ["data.train_clips=1", "train.steps=150", "train.lr=3e-3", "model.dropout=0.0",
                                     "train.ckpt_every=1000", "diffusion.low_discrepancy=true"])
