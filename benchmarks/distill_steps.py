@@ -1,7 +1,8 @@
 """Few-step text-to-video sampling (issue 30): a progressively distilled student (Salimans & Ho 2022) against its
 teacher under DDIM and DPM-Solver++(2M) at the same number of steps, and against the teacher's default sampler
-(DPM-Solver++(2M), 20 steps), all at classifier-free guidance w (eq. 5 of the paper; the student has it in its
-weights, Meng et al. 2023, and samples with w = 0: one network call per step).
+(DPM-Solver++(2M), 20 steps), all at classifier-free guidance w (eq. 5 of the paper; a student distilled at one w
+has it in its weights, Meng et al. 2023, and samples with w = 0; one distilled with ``distill.guidance_range`` takes
+w as an input and samples at ``--guidance``: one network call per step either way).
 
 Every row samples the same prompts "digit d moving <direction>" (d = 0..9, ``--directions``, ``--per-prompt`` videos
 each) from the same noise (video ``i`` depends only on ``--seed`` and ``i``; DDIM with eta = 0 and DPM-Solver++ are
@@ -76,20 +77,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def parse_students(items: list[str]) -> dict[int, str]:
-    out = {}
+def parse_students(items: list[str]) -> list[tuple[int, str]]:
+    out = []
     for item in items:
         steps, _, model = item.partition("=")
         if not model or not steps.isdigit():
             raise SystemExit(f"--student takes STEPS=MODEL, got {item!r}")
-        out[int(steps)] = model
+        out.append((int(steps), model))
     return out
 
 
-def rows_plan(a, students: dict[int, str], trained: dict[str, int] | None = None) -> list[dict]:
-    """One row per (method, steps): the teacher's default, then per step count DDIM, DPM-Solver++ and the student.
+def rows_plan(a, students: list[tuple[int, str]], trained: dict[str, int] | None = None,
+              w_input: set[str] = frozenset()) -> list[dict]:
+    """One row per (method, steps): the teacher's default, then per step count DDIM, DPM-Solver++ and the students.
     ``trained``: each student's own step count (its ``sample.steps``); a student sampled at other steps (off the
-    grid it was distilled for) is named so."""
+    grid it was distilled for) is named so. ``w_input``: students that take the guidance weight as an input
+    (``model.guidance_input``, method ``student-w``): they sample at ``--guidance``, the others at 0 (w in the
+    weights)."""
     trained = trained or {}
     plan = [{"name": f"teacher DPM-Solver++ {a.teacher_steps} (default)", "method": "teacher-default",
              "model": "teacher", "sampler": "dpmpp2m", "steps": a.teacher_steps, "guidance": a.guidance}]
@@ -98,12 +102,15 @@ def rows_plan(a, students: dict[int, str], trained: dict[str, int] | None = None
                      "steps": n, "guidance": a.guidance})
         plan.append({"name": f"teacher DPM-Solver++ {n}", "method": "teacher-dpmpp2m", "model": "teacher",
                      "sampler": "dpmpp2m", "steps": n, "guidance": a.guidance})
-        if n in students:
-            own = trained.get(students[n], n)
-            name = (f"student {n} (DDIM, w in the weights)" if own == n
-                    else f"student {n} (the {own}-step student off its grid)")
-            plan.append({"name": name, "method": "student", "model": students[n],
-                         "sampler": "ddim", "steps": n, "guidance": 0.0})
+        for steps, model in students:
+            if steps != n:
+                continue
+            own, takes_w = trained.get(model, n), model in w_input
+            name = (f"student {n} (the {own}-step student off its grid)" if own != n
+                    else f"w-input student {n} (DDIM, w as input)" if takes_w
+                    else f"student {n} (DDIM, w in the weights)")
+            plan.append({"name": name, "method": "student-w" if takes_w else "student", "model": model,
+                         "sampler": "ddim", "steps": n, "guidance": a.guidance if takes_w else 0.0})
     return plan
 
 
@@ -119,7 +126,8 @@ def figure(res: dict, path: Path) -> None:
                ("classifier_is", "classifier IS (max 10)"), ("cfvd", "cFVD (lower is better)")]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     styles = {"teacher-ddim": ("DDIM (teacher)", "o-"), "teacher-dpmpp2m": ("DPM-Solver++(2M) (teacher)", "s-"),
-              "student": ("distilled student", "D-")}
+              "student": ("distilled student (w in the weights)", "D-"),
+              "student-w": ("distilled student (w as input)", "v-")}
     for ax, (key, label) in zip(axes, metrics):
         for method, (name, style) in styles.items():
             rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["steps"])
@@ -165,7 +173,7 @@ def goals(res: dict, at: int = 4) -> dict:
     teacher (``|p - p_ref| <= sqrt(se^2 + se_ref^2)``) and cFVD within 20 % of it."""
     ref = res["rows"][0]
     out = {}
-    for method in ("student", "teacher-dpmpp2m", "teacher-ddim"):
+    for method in ("student", "student-w", "teacher-dpmpp2m", "teacher-ddim"):
         r = next((r for r in res["rows"] if r["method"] == method and r["steps"] == at), None)
         if r is None:
             continue
@@ -209,8 +217,9 @@ def main() -> None:
     tables = _tables()
     students = parse_students(a.student)
     pipes = {"teacher": VideoPipeline.from_pretrained(a.teacher, device="cpu", precision="fp32")}
-    for model in students.values():
+    for _, model in students:
         pipes[model] = VideoPipeline.from_pretrained(model, device="cpu", precision="fp32")
+    w_input = {m for _, m in students if pipes[m].config.model.guidance_input}
     clf = load_classifier("moving-mnist-32")
     cfg = pipes["teacher"].config
     frames = cfg.data.num_frames
@@ -218,7 +227,7 @@ def main() -> None:
     n = len(labels)
     real = tables.real_clips(cfg.data, a.num_real, frames)
     real_feats = classifier_outputs(real["video"][:, :, :frames], clf)["features"]
-    plan = rows_plan(a, students, {m: pipes[m].config.sample.steps for m in students.values()})
+    plan = rows_plan(a, students, {m: pipes[m].config.sample.steps for _, m in students}, w_input)
     rows, samples = [], {}
     for row in plan:
         pipe = pipes[row["model"]]

@@ -317,12 +317,15 @@ def launch(page, *, host: str = "127.0.0.1", port: int | None = None, share: boo
 def model_defaults(config, **fields) -> AppDefaults:
     """The page's starting values for a model's ``config``, then ``fields``: a progressively distilled student
     (``distill.source`` set; docs/distillation.md) starts at its own sampler and steps (DDIM at the steps it was
-    distilled for) and its own guidance (0: a guided teacher's w is in its weights), every other model at
-    :class:`AppDefaults`' (DPM-Solver++(2M), 20 steps, w = 2)."""
+    distilled for) and its own guidance (0: a guided teacher's w is in its weights; a student that takes w as an
+    input, ``distill.guidance_range``, starts at its ``sample.guidance`` with the slider over its range), every other
+    model at :class:`AppDefaults`' (DPM-Solver++(2M), 20 steps, w = 2)."""
     distill = getattr(config, "distill", None)
     if distill is not None and distill.source:
         s = config.sample
         fields = {"sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, **fields}
+        if distill.guidance_range and config.model.guidance_input:
+            fields.setdefault("max_guidance", float(distill.guidance_range[1]))
     return AppDefaults(**fields)
 
 

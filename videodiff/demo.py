@@ -34,8 +34,10 @@ class DemoConfig:
     model: str = "moving-mnist"  # a shipped model name, or a run directory / checkpoint
     prompts: tuple[str, ...] = ("digit 0 moving right", "digit 4 moving up", "digit 7 moving left")
     weights: tuple[float, ...] = (0.0, 1.0, 4.0)  # guidance weights w of eq. (5)
-    sampler: str = "dpmpp2m"  # DPM-Solver++(2M): docs/results.md compares it with DDIM on this model
-    steps: int = 20
+    # None: DPM-Solver++(2M) with 20 steps (docs/results.md compares it with DDIM on moving-mnist), or a distilled
+    # student's own grid (its sample.sampler / sample.steps: DDIM, 4 steps for moving-mnist-fast-w)
+    sampler: str | None = None
+    steps: int | None = None
     extend_prompt: str = "digit 3 moving down"
     extend_guidance: float = 1.0
     extend_frames: int = 64
@@ -100,7 +102,7 @@ def _page(cfg: DemoConfig, cells: list[list[str]], ext: dict[str, str], info: di
 code{{background:#eee}}</style>
 <h1>videodiff demo: model <code>{esc(info['model'])}</code> (step {info['step']})</h1>
 <p>Made by <code>{esc(info['command'])}</code> in {info['seconds']:.0f} s on {esc(info['device'])}
-({info['precision']}, {cfg.sampler}, {cfg.steps} steps per block). Paper: Video Diffusion Models (Ho, Salimans et al. 2022).</p>
+({info['precision']}, {info['sampler']}, {info['steps']} steps per block). Paper: Video Diffusion Models (Ho, Salimans et al. 2022).</p>
 <h2>Text to video with classifier-free guidance (eq. 5)</h2>
 <p>Each column uses the same noise; only the guidance weight w differs (w = 0: the plain conditional model).</p>
 <table><tr><th>prompt</th>{head}</tr>{rows}</table>
@@ -164,7 +166,10 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
     pipe = VideoPipeline.from_pretrained(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
     mcfg = pipe.config
     timings = {"load": time.perf_counter() - t_start}
-    sample_kw = dict(steps=cfg.steps, sampler=cfg.sampler, seed=cfg.seed, progress=progress)
+    own = mcfg.sample if pipe.distilled else None  # a student samples on the grid it was distilled for
+    sampler = cfg.sampler or (own.sampler if own else "dpmpp2m")
+    steps = cfg.steps or (own.steps if own else 20)
+    sample_kw = dict(steps=steps, sampler=sampler, seed=cfg.seed, progress=progress)
 
     t0 = time.perf_counter()
     by_weight = [pipe.generate(list(cfg.prompts), guidance=w, **sample_kw)
@@ -183,7 +188,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
         t0 = time.perf_counter()
         extended[method] = pipe.extend(first, frames=cfg.extend_frames, prompt=cfg.extend_prompt, method=method,
                                        guidance=cfg.extend_guidance, context=context, seed=cfg.seed + 1,
-                                       steps=cfg.steps, sampler=cfg.sampler, progress=progress)
+                                       steps=steps, sampler=sampler, progress=progress)
         timings[f"extend_{method}"] = time.perf_counter() - t0
         ext_files[method] = _gif(extended[method], out / f"extend_{method}.gif", cfg)
     tasks, task_files = {}, {}
@@ -201,6 +206,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
                                  for i, (label, v) in enumerate(tasks["predict"].items())}
     Image.fromarray(_summary(t2v, extended, block, tasks)).save(out / "summary.png")
     info = {"model": cfg.model, "step": pipe.model.step, "command": command, "device": cfg.device,
+            "sampler": sampler, "steps": steps,
             "precision": pipe.precision, "block": block,
             "context": context, "seconds": time.perf_counter() - t_start, "predict_model": cfg.predict_model,
             "timings": {k: round(v, 1) for k, v in timings.items()}}

@@ -106,9 +106,9 @@ def sample_from_prompts(
     """``num_per_prompt`` videos per prompt, prompt-major: ``(len(prompts) * num_per_prompt, C, F, H, W)``, with
     classifier-free guidance of weight ``guidance`` (eq. 5; ``0``: the plain conditional model). ``kwargs`` go to
     :func:`sample_videos` (``seed``, ``steps``, ``sampler``, ``batch_size``, ...)."""
-    from .sampling.guidance import ClassifierFreeGuidance
+    from .sampling.guidance import guided
 
     cond = text_condition(cfg, prompts, cache=cache)
     cond = {k: v.repeat_interleave(num_per_prompt, dim=0) for k, v in cond.items()}
-    den = ClassifierFreeGuidance(denoiser, guidance) if guidance != 0 else denoiser
+    den = guided(denoiser, guidance, w_input=cfg.model.guidance_input)
     return sample_videos(den, cfg, len(prompts) * num_per_prompt, per_video=cond, **kwargs)

@@ -113,11 +113,14 @@ class VideoPipeline:
         """The sampling keywords of ``task`` (``generate``, ``extend``, ``interpolate``, ``upsample``, ``cascade``):
         what is given, else :data:`videodiff.conditional.TASK_DEFAULTS` over the model's ``sample`` config. Returns
         ``sampler``, ``steps``, ``options`` and, for the conditional tasks, ``w_r``, ``guidance_clip`` (and
-        ``down_mode``, ``w_r_low`` for upsample/cascade)."""
+        ``down_mode``, ``w_r_low`` for upsample/cascade). A distilled student (``distill.source`` set) samples every
+        task on the grid it was distilled for (its ``sample.sampler`` and ``sample.steps``) unless told otherwise."""
         from .conditional import TASK_DEFAULTS, task_options
         from .sampling.registry import check_options, resolve_options
 
         sc = self.config.sample
+        if self.distilled and task != "generate":
+            sampler, steps = sampler or sc.sampler, sc.steps if steps is None else steps
         if task == "generate":
             sampler = sampler or sc.sampler
             return {"sampler": sampler, "steps": sc.steps if steps is None else steps,
@@ -130,15 +133,36 @@ class VideoPipeline:
 
     def guidance_weight(self, guidance: float | None) -> float:
         """The classifier-free guidance weight ``w`` of eq. (5) used for a prompt: ``guidance``, else the model's
-        ``sample.guidance``."""
-        return self.config.sample.guidance if guidance is None else float(guidance)
+        ``sample.guidance``. A guidance-distilled student (``model.guidance_input``) refuses a ``w`` outside the range
+        it was distilled for (``distill.guidance_range``)."""
+        w = self.config.sample.guidance if guidance is None else float(guidance)
+        span = self.guidance_range
+        if span is not None and not span[0] <= w <= span[1]:
+            raise ValueError(f"guidance w = {w:g} is outside [{span[0]:g}, {span[1]:g}], the range this student was "
+                             f"distilled for (distill.guidance_range); use its teacher {self.config.distill.source} "
+                             f"for other weights")
+        return w
+
+    @property
+    def distilled(self) -> bool:
+        """Whether the model is a progressively distilled student (:mod:`videodiff.distill`)."""
+        distill = getattr(self.config, "distill", None)
+        return distill is not None and bool(distill.source)
+
+    @property
+    def guidance_range(self) -> tuple[float, float] | None:
+        """``(w_min, w_max)`` of a guidance-distilled student (it takes ``w`` as an input), else None."""
+        distill = getattr(self.config, "distill", None)
+        if not self.config.model.guidance_input or distill is None or not distill.guidance_range:
+            return None
+        return tuple(float(v) for v in distill.guidance_range)
 
     def condition(self, prompt: str | list[str] | None, num: int, guidance: float | None):
         """``(denoiser, extra_args)`` for ``num`` videos of one ``prompt`` (or a list of ``num``, one per video) with
         classifier-free guidance (eq. 5) of weight ``guidance`` (None: the model's ``sample.guidance``);
         ``prompt=None``: the unconditional c = 0."""
         from .pipeline import text_condition
-        from .sampling.guidance import ClassifierFreeGuidance
+        from .sampling.guidance import guided
 
         if prompt is None:
             if guidance:
@@ -150,7 +174,7 @@ class VideoPipeline:
         w = self.guidance_weight(guidance)
         text = text_condition(self.config, prompts, cache=self.cache)
         text = {k: v.expand(num, *v.shape[1:]).to(self.device) for k, v in text.items()}
-        return (ClassifierFreeGuidance(self.denoiser, w) if w != 0 else self.denoiser), text
+        return guided(self.denoiser, w, w_input=self.config.model.guidance_input), text
 
     def _generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(seed)

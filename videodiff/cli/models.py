@@ -25,7 +25,8 @@ def _cmd_demo(args) -> int:
                      precision=args.precision or defaults.precision, compile=bool(args.compile),
                      tasks=not args.no_tasks, task_steps=args.task_steps,
                      predict_model=None if args.no_predict else defaults.predict_model)
-    if cfg.extend_frames < 1 or cfg.steps < 1 or (cfg.task_steps is not None and cfg.task_steps < 1):
+    if cfg.extend_frames < 1 or (cfg.steps is not None and cfg.steps < 1) or (cfg.task_steps is not None
+                                                                              and cfg.task_steps < 1):
         raise ValueError("--frames, --steps and --task-steps must be >= 1")
     t0 = time.perf_counter()
     page = run_demo(args.out, cfg, command="videodiff " + shlex.join(args.argv), progress=not args.no_progress)
@@ -98,8 +99,10 @@ def add_subcommands(sub) -> None:
     p.add_argument("--model", default="moving-mnist", help="shipped model name or run directory")
     p.add_argument("--prompt", action="append", default=None, metavar="TEXT", help="prompt (repeatable)")
     p.add_argument("--weights", type=float, nargs="+", default=None, metavar="W", help="guidance weights")
-    add_sampler_args(p, "sampler for every block (default dpmpp2m)", default="dpmpp2m", options=False)
-    p.add_argument("--steps", type=int, default=20, help="sampling steps per block (default 20)")
+    add_sampler_args(p, "sampler for every block (default dpmpp2m; a distilled student's own: ddim)", default=None,
+                     options=False)
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampling steps per block (default 20; a distilled student's own, e.g. 4)")
     p.add_argument("--frames", type=int, default=64, help="length of the extended video (default 64)")
     p.add_argument("--task-steps", type=int, default=None,
                    help="sampling steps of the super-resolution, interpolation and prediction rows (default: "

@@ -3,6 +3,7 @@ student (Salimans & Ho 2022; :mod:`videodiff.distillation` holds the mathematics
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..distillation import WEIGHTINGS
@@ -29,6 +30,10 @@ class DistillConfig:
     # Text models: the teacher is classifier-free guided (eq. 5) at this weight w, so the student learns the guided
     # prediction and needs one network call per step. 0: the plain conditional teacher.
     guidance: float = 0.0
+    # Text models, instead of one fixed w: [w_min, w_max]. Each clip's w is drawn uniformly from the range, the
+    # round-1 teacher is guided at it (eq. 5) and the student takes it as an input (model.guidance_input; Meng et al.
+    # 2023), so one student serves every w in the range with one network call per step. None: off.
+    guidance_range: list[float] | None = None
     seed: int = 0
     precision: str = "fp32"  # the student's and teacher's network arithmetic (videodiff/precision.py)
     log_every: int = 10
@@ -55,6 +60,16 @@ class DistillConfig:
             raise ValueError(f"distill.precision must be one of {' | '.join(PRECISIONS)}, got {self.precision!r}")
         if self.guidance < 0:
             raise ValueError(f"distill.guidance must be >= 0, got {self.guidance}")
+        if self.guidance_range is not None:
+            span = self.guidance_range
+            if (not isinstance(span, (list, tuple)) or len(span) != 2
+                    or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in span)
+                    or not 0 <= span[0] < span[1]):
+                raise ValueError(f"distill.guidance_range must be [w_min, w_max] with 0 <= w_min < w_max, got {span}")
+            if self.guidance > 0:
+                raise ValueError("distill.guidance and distill.guidance_range exclude each other: give one fixed w "
+                                 "or a range")
+            self.guidance_range = [float(v) for v in span]
         n = self.start_steps
         while n > self.target_steps and n % 2 == 0:
             n //= 2

@@ -5,7 +5,10 @@ Round ``r`` trains a student that samples with ``N_r`` DDIM steps against a teac
 shipped model or a run), and each round's student starts from its teacher and becomes, through its EMA weights, the
 next round's teacher. Text models distil a classifier-free guided teacher (eq. 5 at ``distill.guidance``, round 1 only:
 later teachers are students with the guidance in their weights, Meng et al. 2023) into a
-student that takes the same condition and needs one network call per step.
+student that takes the same condition and needs one network call per step. With ``distill.guidance_range`` each clip
+draws its own ``w`` from the range, the round-1 teacher is guided at it and every student takes it as an input
+(``model.guidance_input``, zero-initialised: the first student starts as its teacher), so one student serves the
+whole range of ``w`` (Meng et al.'s w-conditioned student, with its progressive stage folded into the same rounds).
 
 A run directory holds what ``videodiff train`` writes (``config.yaml``, ``metrics.jsonl``, ``checkpoints/`` through
 :mod:`videodiff.checkpoint`, so that it loads as a model: its config samples with DDIM at the current round's steps),
@@ -39,7 +42,8 @@ from ..train.distributed import DistEnv
 from ..train.ema import EMA
 from ..train.loop import _make_loader, _net_kwargs
 from ..train.lr import lr_at
-from ..train.randomness import draw_step_noise, seed_dropout
+from ..train.init_from import init_from_state
+from ..train.randomness import draw_guidance, draw_step_noise, seed_dropout
 from ..train.report import MetricsLog
 
 __all__ = ["distill", "distill_config", "DistillResult", "student_config"]
@@ -72,6 +76,8 @@ def distill_config(source: str | Path, *, target_steps: int | None = None, start
                 data[group] = values
     apply_overrides(data, list(overrides or []))
     data.setdefault("distill", {})["source"] = str(source)
+    if data["distill"].get("guidance_range"):  # the students take w as an input (Meng et al. 2023)
+        data["model"]["guidance_input"] = True
     for key, value in (("target_steps", target_steps), ("start_steps", start_steps)):
         if value is not None:
             data["distill"][key] = value
@@ -85,6 +91,9 @@ def student_config(cfg: ExperimentConfig, steps: int) -> dict:
     out["sample"].update(sampler="ddim", steps=steps, eta=0.0)
     if cfg.text.enabled and cfg.distill.guidance > 0:  # guidance is in the weights: none on top of it by default
         out["sample"]["guidance"] = 0.0
+    elif cfg.distill.guidance_range:  # w is an input: the teacher's default w where the range holds it
+        low, high = cfg.distill.guidance_range
+        out["sample"]["guidance"] = min(max(cfg.sample.guidance, low), high)
     out["sample"]["options"] = {k: v for k, v in out["sample"]["options"].items() if k != "eta"}
     return out
 
@@ -122,6 +131,11 @@ def distill(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, 
     if not dc.source:
         raise ValueError("distill.source is not set: name the teacher (a shipped model or a run directory)")
     plan = round_steps(dc.start_steps, dc.target_steps)
+    if (dc.guidance > 0 or dc.guidance_range) and not cfg.text.enabled:
+        raise ValueError(f"distill.guidance / distill.guidance_range need a text-conditioned teacher; "
+                         f"{dc.source} is not (text.enabled false)")
+    if dc.guidance_range and not cfg.model.guidance_input:
+        raise ValueError("distill.guidance_range needs model.guidance_input: true (distill_config sets it)")
     device = pick_device(cfg.train.device)
     dtype = resolve_precision(dc.precision, device)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +149,8 @@ def distill(cfg: ExperimentConfig, run_dir: str | Path, *, resume: bool = True, 
 
 def _distill(cfg: ExperimentConfig, run_dir: Path, plan: list[int], device, dtype, *, resume: bool, progress: bool,
              dataset, log) -> DistillResult:
+    from ..sampling.guidance import classifier_free_guidance
+
     dc = cfg.distill
     warn = lambda line: print(f"videodiff: {line}", file=sys.stderr)  # noqa: E731
     ckpt, _ = load_latest_checkpoint(run_dir, warn=warn) if resume else (None, [])
@@ -166,17 +182,15 @@ def _distill(cfg: ExperimentConfig, run_dir: Path, plan: list[int], device, dtyp
             rnd, k0 = divmod(step, dc.steps_per_round)
             n = plan[rnd]
             teacher_net = build_model(cfg).to(device)
-            teacher_net.load_state_dict(_teacher_state(cfg, run_dir, rnd, plan, device))
+            # the source's network lacks the zero-initialised w input of a guidance_range student: it starts at zero
+            init_from_state(teacher_net, _teacher_state(cfg, run_dir, rnd, plan, device), dc.source)
             teacher_net.eval().requires_grad_(False)
             teacher = Denoiser(teacher_net, cfg.diffusion.parameterization, clip_x=cfg.sample.clip_x,
                                autocast_dtype=dtype)
-            if cfg.text.enabled and dc.guidance > 0 and rnd == 0:
-                from ..sampling.guidance import classifier_free_guidance
-
-                # eq. (5) in round 1 only: the student learns the guided x~, and later teachers are students that
-                # have the guidance in their weights (Meng et al. 2023's second stage); guiding them again would
-                # compound it (docs/distillation.md: the 4-step student of such a run scored like w = 5)
-                teacher = classifier_free_guidance(teacher, dc.guidance)
+            # eq. (5) in round 1 only: the student learns the guided x~, and later teachers are students that have
+            # the guidance in their weights (Meng et al. 2023's second stage); guiding them again would compound it
+            # (docs/distillation.md: the 4-step student of such a run scored like w = 5)
+            guide = rnd == 0 and (dc.guidance > 0 or bool(dc.guidance_range))
             model = build_model(cfg).to(device)
             model.load_state_dict(teacher_net.state_dict())  # the student starts as its teacher
             ema = EMA(model, dc.ema_decay)
@@ -203,9 +217,14 @@ def _distill(cfg: ExperimentConfig, run_dir: Path, plan: list[int], device, dtyp
                 i = (noise.t * n).long().clamp_(0, n - 1)  # each clip's student step, uniform over the N steps
                 keep = torch.ones(x.shape[0], dtype=torch.bool, device=device)
                 kwargs = _net_kwargs(batch, cfg, text_cache, keep, device)
+                w = dc.guidance
+                if dc.guidance_range:  # each clip's w, given to the student (and to its unguided later teachers)
+                    w = draw_guidance(dc.seed, step, x.shape[0], *dc.guidance_range, device=device)
+                    kwargs["guidance_w"] = w
                 seed_dropout(dc.seed, step, 0)
                 with autocast(device, dtype):
-                    losses, _ = distillation_loss(model, teacher, x, noise.eps, i, grid,
+                    losses, _ = distillation_loss(model, classifier_free_guidance(teacher, w) if guide else teacher,
+                                                  x, noise.eps, i, grid,
                                                   parameterization=cfg.diffusion.parameterization,
                                                   weighting=dc.weighting, **kwargs)
                 opt.zero_grad(set_to_none=True)

@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from .attention import SpatialAttention, TemporalAttention
 from .blocks import Downsample, ResBlock, Upsample, group_norm
-from .embeddings import LogSNREmbedding
+from .embeddings import GuidanceEmbedding, LogSNREmbedding
 
 __all__ = ["UNetConfig", "UNet3D", "set_activation_checkpointing"]
 
@@ -65,6 +65,10 @@ class UNetConfig:
     # concatenated to z_t by the caller (videodiff/context.py; MCVD-style concatenation for a frame-conditional
     # model): the first convolution takes in_channels * (1 + n) + 1 channels. 0 (default): the paper's network.
     context_concat: int = 0
+    # True: the network also takes the classifier-free guidance weight w of eq. (5) (``guidance_w``), embedded and
+    # added to every frame's conditioning embedding through a zero-initialised layer: the input of a guidance-distilled
+    # student (Meng et al. 2023; videodiff/distill, distill.guidance_range). False (default): the paper's network.
+    guidance_input: bool = False
     # Deprecated spelling of train.activation_checkpointing (older configs load: ExperimentConfig moves it there). A
     # UNet3D built from a config with it set still checkpoints its blocks (set_activation_checkpointing changes it).
     gradient_checkpointing: bool = False
@@ -128,7 +132,8 @@ class UNet3D(nn.Module):
 
     # Parameters of optional inputs that start at zero (the network is then the same function as one without them),
     # so a model may add them when it starts from another's weights (train.init_from).
-    ZERO_INIT_OPTIONAL = ("frame_pos.weight", "coord_in.weight", "coord_in.bias")
+    ZERO_INIT_OPTIONAL = ("frame_pos.weight", "coord_in.weight", "coord_in.bias", "guidance_emb.mlp.0.weight",
+                          "guidance_emb.mlp.0.bias", "guidance_emb.mlp.2.weight", "guidance_emb.mlp.2.bias")
     # Input channels a fine-tune may add to the network it starts from (train.init_from): they start at zero weight.
     WIDENED_INPUTS = ("conv_in.weight",)
 
@@ -144,6 +149,7 @@ class UNet3D(nn.Module):
         self.logsnr_emb = LogSNREmbedding(ch0, emb_dim)
         self.cond_emb = nn.Linear(cfg.cond_dim, emb_dim) if cfg.cond_dim > 0 else None
         self.frame_pos = nn.Embedding(cfg.frame_positions, emb_dim) if cfg.frame_positions > 0 else None
+        self.guidance_emb = GuidanceEmbedding(ch0, emb_dim) if cfg.guidance_input else None  # zero at init
         if self.frame_pos is not None:
             nn.init.zeros_(self.frame_pos.weight)  # starts as the paper's network (and as a model fine-tuned from)
         self.conv_in = nn.Conv2d(cfg.input_channels(), ch0, 3, padding=1)
@@ -185,10 +191,12 @@ class UNet3D(nn.Module):
         return block(*args)
 
     def forward(
-        self, z_t: Tensor, logsnr: Tensor, cond: Tensor | None = None, frame_mask: Tensor | None = None
+        self, z_t: Tensor, logsnr: Tensor, cond: Tensor | None = None, frame_mask: Tensor | None = None,
+        guidance_w: Tensor | float | None = None,
     ) -> Tensor:
         """``z_t`` ``(B, C, F, H, W)``, ``logsnr`` ``(B,)`` or per frame ``(B, F)``, ``cond`` ``(B, cond_dim)`` or per frame
-        ``(B, F, cond_dim)``, ``frame_mask`` ``(F, F)`` or ``(B, F, F)`` (True = may attend). Returns
+        ``(B, F, cond_dim)``, ``frame_mask`` ``(F, F)`` or ``(B, F, F)`` (True = may attend), ``guidance_w`` ``(B,)``
+        or a number: the guidance weight of a ``model.guidance_input`` network (None: 0). Returns
         ``(B, out_channels, F, H, W)``."""
         b, c, f, h, w = z_t.shape
         if h % 2 ** (len(self.cfg.channel_mults) - 1) or w % 2 ** (len(self.cfg.channel_mults) - 1):
@@ -213,6 +221,11 @@ class UNet3D(nn.Module):
                 emb = emb + self.cond_emb(cond.to(emb.dtype))[:, None]
         elif cond is not None:
             raise ValueError("cond was given but the model has cond_dim = 0")
+        if self.guidance_emb is not None:  # Meng et al. 2023: w as an input, added like c
+            gw = torch.as_tensor(0.0 if guidance_w is None else guidance_w, device=z_t.device).float().expand(b)
+            emb = emb + self.guidance_emb(gw).to(emb.dtype)[:, None]
+        elif guidance_w is not None:
+            raise ValueError("guidance_w was given but the model has no guidance input (model.guidance_input false)")
         emb = emb.reshape(b * f, -1)  # (B*F, emb_dim): one embedding per frame
         if self.frame_pos is not None:
             if f > self.cfg.frame_positions:

@@ -20,6 +20,9 @@ pixel where both saturate, and bias it where only one does. For a ``Denoiser`` t
 re-wrapped without clipping, then ``clip_x`` is applied to the result); other callables are combined as they come,
 with optional clipping (``clip_x=True``).
 
+A guidance-distilled student (Meng et al., CVPR 2023; ``model.guidance_input``, :mod:`videodiff.distill`) takes ``w``
+as an input instead and needs one call: :class:`GuidanceInput`. :func:`guided` picks between the two for a model.
+
 The null condition is made by ``null``: ``null(kwargs, batch) -> (cond_kwargs, uncond_kwargs)``. The default,
 :func:`null_condition`, zeros a ``cond`` vector if one is given (``UNet3D(..., cond=c)``) and otherwise passes
 ``cond_keep`` = True / False (:class:`videodiff.text.TextConditionedUNet`: False gives ``c = 0``, the same null
@@ -36,7 +39,7 @@ from torch import Tensor, nn
 from ..denoiser import Denoise, Denoiser
 from ..diffusion import broadcast_to, eps_from_x, x_from_eps
 
-__all__ = ["ClassifierFreeGuidance", "classifier_free_guidance", "null_condition"]
+__all__ = ["ClassifierFreeGuidance", "classifier_free_guidance", "null_condition", "GuidanceInput", "guided"]
 
 
 def null_condition(kwargs: dict, batch: int) -> tuple[dict, dict]:
@@ -119,3 +122,25 @@ class ClassifierFreeGuidance(nn.Module):
 def classifier_free_guidance(denoise: Denoise, w: float | Tensor, **kwargs) -> ClassifierFreeGuidance:
     """Functional alias: ``classifier_free_guidance(denoise, w)`` -> guided denoiser."""
     return ClassifierFreeGuidance(denoise, w, **kwargs)
+
+
+class GuidanceInput(nn.Module):
+    """The denoiser of a guidance-distilled student (``model.guidance_input``) at weight ``w``: one call with
+    ``guidance_w = w`` (a number or a per-example tensor ``(B,)``), which the student learned to map to the
+    teacher's eq. (5) prediction at that ``w`` (Meng et al. 2023)."""
+
+    def __init__(self, denoise: Denoise, w: float | Tensor):
+        super().__init__()
+        self.denoise, self.w = denoise, w
+
+    def forward(self, z_t: Tensor, logsnr: Tensor, **kwargs) -> Tensor:
+        w = torch.as_tensor(self.w, dtype=torch.float32, device=z_t.device).expand(z_t.shape[0])
+        return self.denoise(z_t, logsnr, guidance_w=w, **kwargs)
+
+
+def guided(denoise: Denoise, w: float, *, w_input: bool = False) -> Denoise:
+    """``denoise`` guided at weight ``w`` for a text condition: one call with ``w`` as an input where the network
+    takes it (``w_input``: ``model.guidance_input``), else eq. (5) on two predictions (``w = 0``: ``denoise``)."""
+    if w_input:
+        return GuidanceInput(denoise, w)
+    return ClassifierFreeGuidance(denoise, w) if w != 0 else denoise

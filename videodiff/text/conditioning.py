@@ -72,11 +72,13 @@ class TextConditionedUNet(nn.Module):
         return c
 
     def forward(self, z_t: Tensor, logsnr: Tensor, text_emb: Tensor | None = None, text_mask: Tensor | None = None,
-                cond_keep: Tensor | None = None, frame_mask: Tensor | None = None) -> Tensor:
+                cond_keep: Tensor | None = None, frame_mask: Tensor | None = None,
+                guidance_w: Tensor | float | None = None) -> Tensor:
         """``z_t`` ``(B, C, F, H, W)``; ``text_emb`` ``(B, L, D)`` or ``(B, F, L, D)`` with ``text_mask`` of the
-        same leading shape (True = token); ``cond_keep`` ``(B,)`` or ``(B, F)`` (False = null condition)."""
+        same leading shape (True = token); ``cond_keep`` ``(B,)`` or ``(B, F)`` (False = null condition);
+        ``guidance_w``: the guidance weight of a guidance-distilled student (``model.guidance_input``)."""
         c = self.condition(text_emb, text_mask, cond_keep, z_t.shape[2])
-        return self.unet(z_t, logsnr, cond=c, frame_mask=frame_mask)
+        return self.unet(z_t, logsnr, cond=c, frame_mask=frame_mask, guidance_w=guidance_w)
 
 
 def keep_mask(shape: tuple[int, ...], drop_prob: float, generator: torch.Generator | None = None,

@@ -21,7 +21,7 @@ from torch import Tensor
 __all__ = ["sample_key", "StepNoise", "draw_step_noise", "seed_dropout"]
 
 _M64 = (1 << 64) - 1
-_STREAM_SAMPLE, _STREAM_STRATA, _STREAM_DROPOUT = 0, 1, 2
+_STREAM_SAMPLE, _STREAM_STRATA, _STREAM_DROPOUT, _STREAM_GUIDANCE = 0, 1, 2, 3
 
 
 def _mix64(z: int) -> int:
@@ -93,3 +93,11 @@ def draw_step_noise(
 def seed_dropout(seed: int, step: int, first: int) -> None:
     """Reseed the global RNG (network dropout) for the micro-batch whose first clip is at global position ``first``."""
     torch.manual_seed(sample_key(seed, step, first, _STREAM_DROPOUT))
+
+
+def draw_guidance(seed: int, step: int, n: int, low: float, high: float, device=None) -> Tensor:
+    """``(n,)`` guidance weights of one step's clips, uniform in ``[low, high]`` and keyed by ``(seed, step)`` (a
+    resumed run draws the same): the ``w`` of a guidance-distilled student's clips (``distill.guidance_range``)."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(sample_key(seed, step, 0, _STREAM_GUIDANCE))
+    return low + (high - low) * torch.rand(n, generator=gen, device=device)
