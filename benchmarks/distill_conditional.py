@@ -3,8 +3,9 @@ held-out captioned Moving MNIST clips by the replacement and the gradient method
 DDIM steps against its teacher at its task defaults and at the same few steps.
 
 Each held-out test clip (16 frames) gives its caption as the prompt and either its first ``--given`` frames
-(**extend** to 16 frames: one block whose first frames are known) or every second frame (**interpolate** at
-frameskip 2: 8 key frames -> 15 frames). Scored on the frames the model generates, against the true ones: PSNR and
+(**extend** to 16 frames: one block whose first frames are known), every second frame (**interpolate** at
+frameskip 2: 8 key frames -> 15 frames) or the clip area-downsampled by 2 (**upsample**, eq. 7, every frame
+generated). Scored on the frames the model generates, against the true ones: PSNR and
 SSIM (data range [-1, 1]: :mod:`videodiff.metrics.paired`), and on the whole output with the project's Moving MNIST
 classifier: digit and direction accuracy of the caption (the student must keep the conditioning's digit and its
 motion). Same clips, prompts and seed for every row; NFE counts network evaluations per video (a guided teacher: 2 per
@@ -71,6 +72,12 @@ def run_row(pipe: VideoPipeline, row: dict, real: torch.Tensor, captions: list[s
     if row["task"] == "extend":
         out = pipe.extend(real[:, :, :a.given], frames=real.shape[2], context=a.given, **kw)
         generated = torch.arange(real.shape[2]) >= a.given
+    elif row["task"] == "upsample":
+        from videodiff.conditional import Downsample
+
+        low = Downsample(real.shape[-1] // 2, "area")(real)
+        out = pipe.upsample(low, down="area" if row["method"] == "replacement" else None, **kw)
+        generated = torch.ones(real.shape[2], dtype=torch.bool)
     else:
         out = pipe.interpolate(real[:, :, ::2], 2, **kw)
         generated = torch.arange(out.shape[2]) % 2 == 1
@@ -132,7 +139,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", default="moving-mnist")
     p.add_argument("--student", action="append", default=[], help="a distilled student (shipped name or run)")
-    p.add_argument("--tasks", nargs="+", default=["extend", "interpolate"], choices=["extend", "interpolate"])
+    p.add_argument("--tasks", nargs="+", default=["extend", "interpolate", "upsample"],
+                   choices=["extend", "interpolate", "upsample"])
     p.add_argument("--methods", nargs="+", default=["replacement", "gradient"], choices=["replacement", "gradient"])
     p.add_argument("--steps", type=int, default=4, help="the teacher's few-step row (DPM-Solver++(2M))")
     p.add_argument("--guidance", type=float, default=2.0)
@@ -172,7 +180,8 @@ def main() -> None:
     res = {"teacher": a.teacher, "students": a.student, "args": {k: (str(v) if isinstance(v, Path) else v)
                                                                   for k, v in vars(a).items()},
            "tasks": {"extend": f"first {a.given} of {frames} frames known",
-                     "interpolate": f"every second of {frames - 1} frames known (frameskip 2)"},
+                     "interpolate": f"every second of {frames - 1} frames known (frameskip 2)",
+                     "upsample": f"{frames} frames area-downsampled by 2 known (eq. 7 / low-frequency replacement)"},
            "cpu": _load("distill_steps").cpu_name(), "torch_threads": torch.get_num_threads(), "rows": rows}
     (a.out / "results.json").write_text(json.dumps(res, indent=1))
     (a.out / "table.md").write_text(markdown(res))
