@@ -29,7 +29,7 @@ def test_per_frame_cond_is_backwards_compatible_and_local():
     with torch.no_grad():
         per_video = m(z, lam, cond=c)
         per_frame = m(z, lam, cond=c[:, None].expand(2, 4, 6))
-        torch.testing.assert_close(per_frame, per_video, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(per_frame, per_video, atol=1e-5, rtol=1e-5)  # matmul shapes differ: fp32 rounding (1.2e-6 on an AVX2 Zen 3)
         # Under the identity mask, a frame's condition reaches only that frame.
         cf = c[:, None].repeat(1, 4, 1)
         cf2 = cf.clone()
