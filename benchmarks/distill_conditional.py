@@ -38,8 +38,9 @@ from videodiff.metrics.paired import psnr, ssim
 from videodiff.runtime import tune_malloc
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+def _distill_steps():
+    """benchmarks/distill_steps.py (its ``_tables()`` loads pretrained_tables.py, its ``cpu_name()`` names the CPU)."""
+    spec = importlib.util.spec_from_file_location("distill_steps", Path(__file__).with_name("distill_steps.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -150,7 +151,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/distill/conditional"))
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    tables = _load("pretrained_tables")
+    steps_bench = _distill_steps()
+    tables = steps_bench._tables()
     teacher = VideoPipeline.from_pretrained(a.teacher, device="cpu", precision="fp32")
     students = {s: VideoPipeline.from_pretrained(s, device="cpu", precision="fp32") for s in a.student}
     pipes = {"teacher": teacher, **students}
@@ -182,7 +184,7 @@ def main() -> None:
            "tasks": {"extend": f"first {a.given} of {frames} frames known",
                      "interpolate": f"every second of {frames - 1} frames known (frameskip 2)",
                      "upsample": f"{frames} frames area-downsampled by 2 known (eq. 7 / low-frequency replacement)"},
-           "cpu": _load("distill_steps").cpu_name(), "torch_threads": torch.get_num_threads(), "rows": rows}
+           "cpu": steps_bench.cpu_name(), "torch_threads": torch.get_num_threads(), "rows": rows}
     (a.out / "results.json").write_text(json.dumps(res, indent=1))
     (a.out / "table.md").write_text(markdown(res))
     figure(res, samples, truth[:1], a.out / "samples.png")

@@ -320,12 +320,14 @@ def model_defaults(config, **fields) -> AppDefaults:
     distilled for) and its own guidance (0: a guided teacher's w is in its weights; a student that takes w as an
     input, ``distill.guidance_range``, starts at its ``sample.guidance`` with the slider over its range), every other
     model at :class:`AppDefaults`' (DPM-Solver++(2M), 20 steps, w = 2)."""
-    distill = getattr(config, "distill", None)
-    if distill is not None and distill.source:
+    from .distill.config import is_student, student_guidance_range
+
+    if is_student(config):
         s = config.sample
         fields = {"sampler": s.sampler, "steps": s.steps, "guidance": s.guidance, **fields}
-        if distill.guidance_range and config.model.guidance_input:
-            fields.setdefault("max_guidance", float(distill.guidance_range[1]))
+        span = student_guidance_range(config)
+        if span is not None:
+            fields.setdefault("max_guidance", span[1])
     return AppDefaults(**fields)
 
 

@@ -146,16 +146,16 @@ class VideoPipeline:
     @property
     def distilled(self) -> bool:
         """Whether the model is a progressively distilled student (:mod:`videodiff.distill`)."""
-        distill = getattr(self.config, "distill", None)
-        return distill is not None and bool(distill.source)
+        from .distill.config import is_student
+
+        return is_student(self.config)
 
     @property
     def guidance_range(self) -> tuple[float, float] | None:
         """``(w_min, w_max)`` of a guidance-distilled student (it takes ``w`` as an input), else None."""
-        distill = getattr(self.config, "distill", None)
-        if not self.config.model.guidance_input or distill is None or not distill.guidance_range:
-            return None
-        return tuple(float(v) for v in distill.guidance_range)
+        from .distill.config import student_guidance_range
+
+        return student_guidance_range(self.config)
 
     def condition(self, prompt: str | list[str] | None, num: int, guidance: float | None):
         """``(denoiser, extra_args)`` for ``num`` videos of one ``prompt`` (or a list of ``num``, one per video) with

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..distillation import WEIGHTINGS
 from ..precision import PRECISIONS
 
-__all__ = ["DistillConfig"]
+__all__ = ["DistillConfig", "is_student", "student_guidance_range"]
 
 
 @dataclass
@@ -76,3 +76,18 @@ class DistillConfig:
         if n != self.target_steps or self.start_steps == self.target_steps:
             raise ValueError(f"distill.start_steps ({self.start_steps}) must be distill.target_steps "
                              f"({self.target_steps}) times a power of 2 (at least one round)")
+
+
+def is_student(config) -> bool:
+    """Whether an experiment config is a progressively distilled student's (``distill.source`` set)."""
+    distill = getattr(config, "distill", None)
+    return distill is not None and bool(distill.source)
+
+
+def student_guidance_range(config) -> tuple[float, float] | None:
+    """``(w_min, w_max)`` of a student that takes the guidance weight as an input (``model.guidance_input`` with
+    ``distill.guidance_range``), else None."""
+    if not is_student(config) or not config.model.guidance_input or not config.distill.guidance_range:
+        return None
+    low, high = config.distill.guidance_range
+    return float(low), float(high)
