@@ -110,14 +110,14 @@ def table4(pipe, clf, real64, a) -> dict:
     windows = {"start": given, "middle": given + (n_new - 8) // 2, "end": a.frames - 8}
     ratio = _boundary_ratio()
     rows, videos = {}, {}
-    for method in ("gradient", "replacement"):
+    for method in a.methods:
         t0 = time.perf_counter()
         outs = []
         for s in range(0, len(truth), a.batch_size):
             sl = slice(s, s + a.batch_size)
             outs.append(pipe.extend(truth[sl, :, :given], frames=a.frames, prompt=list(captions[sl]),
                                     guidance=a.extend_guidance, method=method, context=context, steps=a.steps,
-                                    sampler=a.sampler, seed=a.seed + s, progress=True))
+                                    sampler=a.sampler, w_r=a.w_r, seed=a.seed + s, progress=True))
         out = torch.cat(outs)
         videos[method] = out
         row = {f"cfvd_{k}": classifier_fvd(truth[:, :, i:i + 8], out[:, :, i:i + 8], clf).value
@@ -157,6 +157,10 @@ def main() -> None:
     p.add_argument("--context", type=int, default=None)
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--extend-guidance", type=float, default=0.0)
+    p.add_argument("--methods", nargs="+", default=["gradient", "replacement"], choices=["gradient", "replacement"],
+                   help="Table 4's conditioning methods (default both)")
+    p.add_argument("--w-r", type=float, default=None,
+                   help="weight of eq. (6) in Table 4's gradient method (default: the extend task's, 1)")
     p.add_argument("--sampler", default="ddim")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=40)
@@ -192,7 +196,7 @@ def main() -> None:
         from PIL import Image
 
         known = [i < a.given for i in range(0, a.frames, 4)]
-        rows = [t4["truth"][:4], t4["videos"]["gradient"][:4], t4["videos"]["replacement"][:4]]
+        rows = [t4["truth"][:4], *(t4["videos"][m][:4] for m in a.methods)]
         Image.fromarray(np.concatenate([frame_strip(v[:, :, ::4], known) for v in rows], 0)).save(
             a.out / "table4_samples.png")
     (a.out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n")

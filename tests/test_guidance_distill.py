@@ -140,10 +140,27 @@ def test_a_guidance_range_student_distils_and_samples_any_w_of_its_range(tmp_pat
     assert pipe.settings("interpolate", steps=3)["steps"] == 3
     d = model_defaults(cfg)
     assert (d.guidance, d.max_guidance, d.steps) == (1.5, 4.0, 1)
-    # the demo samples the student on its own grid, at every w of its guidance column
+    # its teacher is one call away, on the same device; a model that is no student, or whose teacher is gone, has none
+    teacher = pipe.teacher()
+    assert teacher.source == str(tmp_path / "t") and not teacher.distilled
+    assert teacher.teacher() is None
+    gone = VideoPipeline.from_pretrained(tmp_path / "s", device="cpu", precision="fp32")
+    gone.config.distill.source = str(tmp_path / "no-such-run")
+    assert gone.teacher() is None
+    # the demo samples the student on its own grid, at every w of its guidance column, and its extension,
+    # super-resolution and interpolation rows with the teacher (the tasks a few-step student loses)
     from videodiff.cli import main
 
     assert main(["demo", "--model", str(tmp_path / "s"), "--out", str(tmp_path / "demo"), "--weights", "0", "3",
-                 "--frames", "3", "--no-tasks", "--no-predict", "--no-progress"]) == 0
+                 "--frames", "3", "--task-steps", "1", "--no-predict", "--no-progress"]) == 0
     info = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert (info["sampler"], info["steps"]) == ("ddim", 1)
+    assert info["task_model"] == str(tmp_path / "t") and "ancestral, 1 steps" == info["task_sampler"]
+    assert (info["extend_sampler"], info["extend_steps"]) == ("dpmpp2m", 20)  # the teacher's extension, its grid
+    assert info["distilled_from"] == str(tmp_path / "t") and info["guidance_range"] == [0.0, 4.0]
+    assert "distilled student of" in (tmp_path / "demo" / "index.html").read_text()
+    assert main(["demo", "--model", str(tmp_path / "s"), "--out", str(tmp_path / "demo2"), "--weights", "0",
+                 "--frames", "3", "--task-steps", "1", "--task-model", str(tmp_path / "s"), "--no-predict",
+                 "--no-progress"]) == 0
+    info = json.loads((tmp_path / "demo2" / "demo.json").read_text())
+    assert info["task_model"] == str(tmp_path / "s") and info["task_sampler"] == "ddim, 1 steps"

@@ -10,6 +10,12 @@ A thin UI layer over the library, one tab per application of the paper:
 3. **Super-resolution** (eq. 7): the last video downsampled to 16x16 and brought back to the model's size by
    :meth:`videodiff.VideoPipeline.upsample` with the library's settings for it, beside bicubic upsampling.
 
+The default model is ``moving-mnist-fast-w``, the 4-step student of ``moving-mnist`` with ``w`` as an input (about a
+tenth of the teacher's time per video at the same Table 3 scores, docs/distillation.md): it does the text-to-video
+tab. Its teacher (:meth:`videodiff.VideoPipeline.teacher`) does the extension and super-resolution tabs, where a
+4-step student loses (eq. 6: block seams and speckle; eq. 7 breaks). ``--model moving-mnist`` serves the teacher
+alone.
+
 :class:`VideoApp` holds the pipeline and does the work; it knows nothing of Gradio (a bad input raises ``ValueError``
 with the message the page shows). :func:`build_app` lays out the page; Gradio is imported only there.
 """
@@ -27,10 +33,11 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["AppDefaults", "VideoApp", "build_app", "launch", "make_app", "model_defaults", "require_gradio"]
+__all__ = ["DEFAULT_MODEL", "AppDefaults", "VideoApp", "build_app", "launch", "make_app", "model_defaults", "require_gradio"]
 
 INSTALL_HINT = "pip install 'videodiff[app]'"
 LOW_SIZE = 16  # the super-resolution tab's low-resolution side
+DEFAULT_MODEL = "moving-mnist-fast-w"  # the distilled student; its teacher "moving-mnist" is --model away
 
 
 def require_gradio():
@@ -83,10 +90,14 @@ class VideoApp:
     """The app's actions on one model (a :class:`videodiff.VideoPipeline`); videos go to ``out_dir`` as mp4
     files. Each action returns the path(s) of the written video(s) and a line of Markdown about them."""
 
-    def __init__(self, pipe, out_dir: str | Path, defaults: AppDefaults | None = None, name: str = "model"):
+    def __init__(self, pipe, out_dir: str | Path, defaults: AppDefaults | None = None, name: str = "model",
+                 task_pipe=None, task_defaults: AppDefaults | None = None):
         self.pipe, self.name = pipe, name
+        # the extension and super-resolution tabs' model (a student's teacher) and the extension tab's start values
         self.cfg = pipe.config
         self.defaults = defaults or AppDefaults()
+        self.task_pipe = task_pipe or pipe
+        self.task_defaults = task_defaults or (self.defaults if task_pipe is None else AppDefaults())
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.device = pipe.device
@@ -170,12 +181,13 @@ class VideoApp:
         t0 = time.perf_counter()
         paths = []
         for method in ("gradient", "replacement"):
-            video = self.pipe.extend(state["video"], frames=frames, prompt=state["prompt"], method=method,
+            video = self.task_pipe.extend(state["video"], frames=frames, prompt=state["prompt"], method=method,
                                      guidance=state["guidance"], seed=seed, steps=steps, sampler=sampler,
                                      progress=True)
             paths.append(self._write(video, f"extend-{method}"))
         dt = time.perf_counter() - t0
-        note = (f"{block} generated frames extended to {frames} ({block // 2} context frames per block, "
+        by = "" if self.task_pipe is self.pipe else f"by the teacher {self.task_pipe.source}, "
+        note = (f"{block} generated frames extended to {frames} ({block // 2} context frames per block, {by}"
                 f"{sampler}, {steps} steps per block, seed {seed}) by both methods in {dt:.1f} s")
         return paths[0], paths[1], note
 
@@ -192,12 +204,13 @@ class VideoApp:
             raise ValueError(f"this model's {h}x{h} frames are not above {LOW_SIZE}x{LOW_SIZE}")
         low = Downsample(LOW_SIZE, "area")(video)
         t0 = time.perf_counter()
-        ours = self.pipe.upsample(low, prompt=state["prompt"], guidance=0.0, steps=steps, sampler=sampler,
+        ours = self.task_pipe.upsample(low, prompt=state["prompt"], guidance=0.0, steps=steps, sampler=sampler,
                                   seed=seed, progress=True)
         dt = time.perf_counter() - t0
         grid = torch.cat([upsample_nearest(low, h), upsample_bicubic(low, h), ours, video])
-        down = self.pipe.settings("upsample", sampler=sampler, steps=steps)["down_mode"]
-        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({down} D, {sampler}, {steps} "
+        down = self.task_pipe.settings("upsample", sampler=sampler, steps=steps)["down_mode"]
+        by = "" if self.task_pipe is self.pipe else f"by the teacher {self.task_pipe.source}, "
+        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({by}{down} D, {sampler}, {steps} "
                 f"steps, seed {seed}, {dt:.1f} s), the original {h}x{h}")
         return self._write(grid, "superres", nrow=4), note
 
@@ -269,11 +282,14 @@ def build_app(app: VideoApp):
         with gr.Tab("Extend"):
             gr.Markdown(f"Extends the last generated video autoregressively: every new block of {block} frames is "
                         f"conditioned on the {block // 2} frames before it, by the gradient method (eq. 6) and by "
-                        "the replacement method, with the same noise. The prompt and guidance are the video's.")
+                        "the replacement method, with the same noise. The prompt and guidance are the video's."
+                        + (f" A distilled student's gradient method leaves seams and speckle at its few steps, so "
+                           f"this tab runs its teacher, {app.task_pipe.source}, from the teacher's own steps."
+                           if app.task_pipe is not app.pipe else ""))
             with gr.Row():
                 frames = gr.Number(d.extend_frames, label=f"frames ({block + 1} to {d.max_frames})", precision=0,
                                    minimum=block + 1, maximum=d.max_frames, elem_id="extend-frames")
-            ext_sampling = sampling_inputs("extend")
+            ext_sampling = sampling_inputs("extend", app.task_defaults.steps, app.task_defaults.sampler)
             ext_go = gr.Button("Extend", variant="primary", elem_id="extend")
             with gr.Row():
                 grad_video = gr.Video(label="gradient method (eq. 6)", elem_id="extend-gradient", **video_kw)
@@ -284,8 +300,10 @@ def build_app(app: VideoApp):
                 gr.Markdown(f"The last generated video, downsampled to {LOW_SIZE}x{LOW_SIZE}, brought back to "
                             f"{size}x{size} by the gradient method on the downsampled prediction (eq. 7), "
                             "conditioned on the video's prompt (w = 0), beside bicubic upsampling. The steps and "
-                            "sampler start from the library's super-resolution defaults.")
-                sr_d = app.pipe.settings("upsample")  # the library's super-resolution sampler and steps
+                            "sampler start from the library's super-resolution defaults."
+                            + (f" A distilled student's eq. (7) breaks at its few steps, so this tab runs its "
+                               f"teacher, {app.task_pipe.source}." if app.task_pipe is not app.pipe else ""))
+                sr_d = app.task_pipe.settings("upsample")  # the library's super-resolution sampler and steps
                 sr_sampling = sampling_inputs("superres", sr_d["steps"], sr_d["sampler"])
                 sr_go = gr.Button("Upsample", variant="primary", elem_id="superres")
                 sr_video = gr.Video(label="input | bicubic | eq. (7) | original", elem_id="superres-video",
@@ -331,10 +349,11 @@ def model_defaults(config, **fields) -> AppDefaults:
     return AppDefaults(**fields)
 
 
-def make_app(model: str = "moving-mnist", *, device: str = "cpu", defaults: AppDefaults | None = None,
+def make_app(model: str = DEFAULT_MODEL, *, device: str = "cpu", defaults: AppDefaults | None = None,
              out_dir: str | Path | None = None, fields: dict | None = None):
     """Load ``model`` (a shipped name or a run directory) and build its page: ``(page, VideoApp)``. Without
-    ``defaults``, the page starts at :func:`model_defaults` of the model with ``fields`` over them."""
+    ``defaults``, the page starts at :func:`model_defaults` of the model with ``fields`` over them. A distilled
+    student's super-resolution tab runs its teacher when that is on this machine."""
     from .video_pipeline import VideoPipeline
 
     require_gradio()  # fail before loading anything
@@ -342,5 +361,7 @@ def make_app(model: str = "moving-mnist", *, device: str = "cpu", defaults: AppD
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videodiff-app-"))
     if defaults is None:
         defaults = model_defaults(pipe.config, **(fields or {}))
-    app = VideoApp(pipe, out, defaults, name=str(model))
+    teacher = pipe.teacher()  # a student's teacher does the conditional tabs, from its own sampling defaults
+    task_defaults = None if teacher is None else model_defaults(teacher.config)
+    app = VideoApp(pipe, out, defaults, name=str(model), task_pipe=teacher, task_defaults=task_defaults)
     return build_app(app), app

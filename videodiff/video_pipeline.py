@@ -150,6 +150,21 @@ class VideoPipeline:
 
         return is_student(self.config)
 
+    def teacher(self) -> "VideoPipeline | None":
+        """A distilled student's teacher (its ``distill.source``), loaded on this pipeline's device with the precision
+        this one asked for; None for a model that is not a student, or whose teacher (a run directory) is not on this
+        machine. The demo and the app give it the tasks a 4-step student loses (interpolation and super-resolution:
+        3-6 dB below the teacher's defaults, docs/distillation.md)."""
+        from .pretrained import is_model_name
+
+        if not self.distilled:
+            return None
+        source = str(self.config.distill.source)
+        if not (is_model_name(source) or Path(source).exists()):
+            return None
+        return VideoPipeline.from_pretrained(source, device=str(self.device),
+                                             precision=self.model.requested_precision)
+
     @property
     def guidance_range(self) -> tuple[float, float] | None:
         """``(w_min, w_max)`` of a guidance-distilled student (it takes ``w`` as an input), else None."""

@@ -19,11 +19,11 @@ def _cmd_demo(args) -> int:
     from ..demo import DemoConfig, run_demo
 
     defaults = DemoConfig()
-    cfg = DemoConfig(model=args.model, prompts=tuple(args.prompt or defaults.prompts),
+    cfg = DemoConfig(model=args.model or defaults.model, prompts=tuple(args.prompt or defaults.prompts),
                      weights=tuple(args.weights or defaults.weights), sampler=args.sampler, steps=args.steps,
                      extend_frames=args.frames, seed=args.seed, device=args.device,
                      precision=args.precision or defaults.precision, compile=bool(args.compile),
-                     tasks=not args.no_tasks, task_steps=args.task_steps,
+                     tasks=not args.no_tasks, task_steps=args.task_steps, task_model=args.task_model,
                      predict_model=None if args.no_predict else defaults.predict_model)
     if cfg.extend_frames < 1 or (cfg.steps is not None and cfg.steps < 1) or (cfg.task_steps is not None
                                                                               and cfg.task_steps < 1):
@@ -36,7 +36,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_app(args) -> int:
-    from ..app import launch, make_app, require_gradio
+    from ..app import DEFAULT_MODEL, launch, make_app, require_gradio
 
     try:
         require_gradio()
@@ -53,9 +53,10 @@ def _cmd_app(args) -> int:
             over[name] = value
     if args.steps is not None:
         over["steps"] = args.steps
-    page, app = make_app(args.model, device=args.device, out_dir=args.out, fields=over)  # the model's defaults
+    model = args.model or DEFAULT_MODEL
+    page, app = make_app(model, device=args.device, out_dir=args.out, fields=over)  # the model's defaults
     where = "a public share link and " if args.share else ""
-    print(f"serving {args.model} on {where}http://{args.host}:{args.port} (videos in {app.out_dir}); Ctrl+C stops")
+    print(f"serving {model} on {where}http://{args.host}:{args.port} (videos in {app.out_dir}); Ctrl+C stops")
     launch(page, host=args.host, port=args.port, share=args.share, out_dir=app.out_dir)
     return 0
 
@@ -96,7 +97,10 @@ def add_subcommands(sub) -> None:
 
     p = sub.add_parser("demo", help="text-to-video and 64-frame extension with a shipped model; writes a page")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    p.add_argument("--model", default="moving-mnist", help="shipped model name or run directory")
+    p.add_argument("--model", default=None,
+                   help="shipped model name or run directory (default moving-mnist-fast-w, the 4-step distilled "
+                        "student, for text to video; --model moving-mnist: its teacher, 20 DPM-Solver++ steps, for "
+                        "every row)")
     p.add_argument("--prompt", action="append", default=None, metavar="TEXT", help="prompt (repeatable)")
     p.add_argument("--weights", type=float, nargs="+", default=None, metavar="W", help="guidance weights")
     add_sampler_args(p, "sampler for every block (default dpmpp2m; a distilled student's own: ddim)", default=None,
@@ -107,6 +111,9 @@ def add_subcommands(sub) -> None:
     p.add_argument("--task-steps", type=int, default=None,
                    help="sampling steps of the super-resolution, interpolation and prediction rows (default: "
                         "those commands' defaults)")
+    p.add_argument("--task-model", default=None,
+                   help="model of the extension, super-resolution and interpolation rows (default: a distilled "
+                        "model's teacher, since a 4-step student loses there, docs/distillation.md; else --model)")
     p.add_argument("--no-tasks", action="store_true", help="leave out the super-resolution and interpolation rows")
     p.add_argument("--no-predict", action="store_true",
                    help="leave out the 64x64 video-prediction row (the shipped smmnist-64 model)")
@@ -118,7 +125,10 @@ def add_subcommands(sub) -> None:
 
     p = sub.add_parser("app", help="interactive page in the browser (Gradio, an optional extra: pip install "
                                    "'videodiff[app]'): text to video, extension, super-resolution")
-    p.add_argument("--model", default="moving-mnist", help="shipped model name or run directory")
+    p.add_argument("--model", default=None,
+                   help="shipped model name or run directory (default moving-mnist-fast-w, the 4-step distilled "
+                        "student, its teacher on the extension and super-resolution tabs; --model moving-mnist: the "
+                        "teacher)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="also ask Gradio for a public share link (off by default)")
