@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["DEFAULT_MODEL", "AppDefaults", "VideoApp", "build_app", "launch", "make_app", "model_defaults", "require_gradio"]
+__all__ = ["DEFAULT_MODEL", "AppDefaults", "VideoApp", "build_app", "launch", "make_app", "model_defaults",
+           "require_gradio"]
 
 INSTALL_HINT = "pip install 'videodiff[app]'"
 LOW_SIZE = 16  # the super-resolution tab's low-resolution side
@@ -93,9 +94,9 @@ class VideoApp:
     def __init__(self, pipe, out_dir: str | Path, defaults: AppDefaults | None = None, name: str = "model",
                  task_pipe=None, task_defaults: AppDefaults | None = None):
         self.pipe, self.name = pipe, name
-        # the extension and super-resolution tabs' model (a student's teacher) and the extension tab's start values
         self.cfg = pipe.config
         self.defaults = defaults or AppDefaults()
+        # the extension and super-resolution tabs' model (a student's teacher) and the extension tab's start values
         self.task_pipe = task_pipe or pipe
         self.task_defaults = task_defaults or (self.defaults if task_pipe is None else AppDefaults())
         self.out_dir = Path(out_dir)
@@ -182,8 +183,8 @@ class VideoApp:
         paths = []
         for method in ("gradient", "replacement"):
             video = self.task_pipe.extend(state["video"], frames=frames, prompt=state["prompt"], method=method,
-                                     guidance=state["guidance"], seed=seed, steps=steps, sampler=sampler,
-                                     progress=True)
+                                          guidance=state["guidance"], seed=seed, steps=steps, sampler=sampler,
+                                          progress=True)
             paths.append(self._write(video, f"extend-{method}"))
         dt = time.perf_counter() - t0
         by = "" if self.task_pipe is self.pipe else f"by the teacher {self.task_pipe.source}, "
@@ -205,7 +206,7 @@ class VideoApp:
         low = Downsample(LOW_SIZE, "area")(video)
         t0 = time.perf_counter()
         ours = self.task_pipe.upsample(low, prompt=state["prompt"], guidance=0.0, steps=steps, sampler=sampler,
-                                  seed=seed, progress=True)
+                                       seed=seed, progress=True)
         dt = time.perf_counter() - t0
         grid = torch.cat([upsample_nearest(low, h), upsample_bicubic(low, h), ours, video])
         down = self.task_pipe.settings("upsample", sampler=sampler, steps=steps)["down_mode"]
@@ -353,7 +354,7 @@ def make_app(model: str = DEFAULT_MODEL, *, device: str = "cpu", defaults: AppDe
              out_dir: str | Path | None = None, fields: dict | None = None):
     """Load ``model`` (a shipped name or a run directory) and build its page: ``(page, VideoApp)``. Without
     ``defaults``, the page starts at :func:`model_defaults` of the model with ``fields`` over them. A distilled
-    student's super-resolution tab runs its teacher when that is on this machine."""
+    student's extension and super-resolution tabs run its teacher when that is on this machine."""
     from .video_pipeline import VideoPipeline
 
     require_gradio()  # fail before loading anything

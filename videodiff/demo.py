@@ -177,9 +177,9 @@ def _task_pipeline(cfg: DemoConfig, pipe):
     distilled model's teacher (:meth:`VideoPipeline.teacher`), else ``pipe`` itself."""
     from .video_pipeline import VideoPipeline
 
-    if cfg.task_model is not None:
+    if cfg.task_model is not None and cfg.task_model != cfg.model:
         return VideoPipeline.from_pretrained(cfg.task_model, device=cfg.device, precision=cfg.precision)
-    return pipe.teacher() or pipe
+    return pipe if cfg.task_model is not None else pipe.teacher() or pipe
 
 
 def _summary(t2v: torch.Tensor, ext: dict[str, torch.Tensor], block: int, tasks: dict, every: int = 4) -> np.ndarray:
