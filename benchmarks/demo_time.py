@@ -5,7 +5,8 @@ Runs ``videodiff demo`` alternately with its default (the student for text to vi
 conditional rows), with ``--model moving-mnist`` (the teacher for every row, 20 DPM-Solver++ steps) and with each
 ``--also`` variant, ``--repeats`` times each, each a fresh process (as a user runs it: imports, loading, sampling,
 writing the page), and reports the median wall time of each, its share of the teacher's and the per-row timings the
-demo writes into ``demo.json``. Time it alone: a second torch process on the same cores slows both (README, "Facts").
+demo writes into ``demo.json``. Time it alone: a second torch process on the same cores slows both (OpenMP
+spin-waits).
 
     python benchmarks/demo_time.py --repeats 2 --also "--task-model moving-mnist-fast-w" \
         --out benchmarks/results/demo_time.json

@@ -90,14 +90,13 @@ def test_a_students_conditional_tabs_run_its_teacher(app, tmp_path):
     leaves seams and speckle and eq. (7) breaks at its 4 steps (docs/distillation.md), so its extension and
     super-resolution tabs run the teacher: the same videos as the teacher's page gives from the same input, steps and
     seed, and the extension tab starts at the teacher's sampler and steps."""
-    from videodiff.app import DEFAULT_MODEL, model_defaults
+    from videodiff.app import DEFAULT_MODEL
     from videodiff.io import read_video
 
     student = VideoPipeline.from_pretrained(DEFAULT_MODEL, device="cpu")
     assert student.distilled and student.config.distill.source == "moving-mnist"
-    teacher = student.teacher()
-    page = VideoApp(student, tmp_path, AppDefaults(steps=2), name=DEFAULT_MODEL, task_pipe=teacher,
-                    task_defaults=model_defaults(teacher.config))
+    page = VideoApp(student, tmp_path, AppDefaults(steps=2), name=DEFAULT_MODEL, task_pipe=student.teacher())
+    assert page.teacher_name == "moving-mnist" and app.teacher_name is None
     assert (page.task_defaults.sampler, page.task_defaults.steps) == ("dpmpp2m", 20)
     path, state, note = page.generate("digit 3 moving down", 2, 2, "ddim", 0)
     sr, note = page.superres(state, 1, "ddim", 0)

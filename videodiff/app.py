@@ -11,7 +11,8 @@ A thin UI layer over the library, one tab per application of the paper:
    :meth:`videodiff.VideoPipeline.upsample` with the library's settings for it, beside bicubic upsampling.
 
 The default model is ``moving-mnist-fast-w``, the 4-step student of ``moving-mnist`` with ``w`` as an input (about a
-tenth of the teacher's time per video at the same Table 3 scores, docs/distillation.md): it does the text-to-video
+tenth of the teacher's time per video at the same Table 3 scores, 10x on one fp32 thread of an AMD EPYC Zen 3,
+docs/distillation.md): it does the text-to-video
 tab. Its teacher (:meth:`videodiff.VideoPipeline.teacher`) does the extension and super-resolution tabs, where a
 4-step student loses (eq. 6: block seams and speckle; eq. 7 breaks). ``--model moving-mnist`` serves the teacher
 alone.
@@ -92,13 +93,13 @@ class VideoApp:
     files. Each action returns the path(s) of the written video(s) and a line of Markdown about them."""
 
     def __init__(self, pipe, out_dir: str | Path, defaults: AppDefaults | None = None, name: str = "model",
-                 task_pipe=None, task_defaults: AppDefaults | None = None):
+                 task_pipe=None):
         self.pipe, self.name = pipe, name
         self.cfg = pipe.config
         self.defaults = defaults or AppDefaults()
         # the extension and super-resolution tabs' model (a student's teacher) and the extension tab's start values
         self.task_pipe = task_pipe or pipe
-        self.task_defaults = task_defaults or (self.defaults if task_pipe is None else AppDefaults())
+        self.task_defaults = self.defaults if task_pipe is None else model_defaults(task_pipe.config)
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.device = pipe.device
@@ -168,6 +169,14 @@ class VideoApp:
                 f"{video.shape[-1]}x{video.shape[-1]} in {dt:.1f} s")
         return self._write(video, "t2v"), state, note
 
+    @property
+    def teacher_name(self) -> str | None:
+        """The teacher that runs the extension and super-resolution tabs for a distilled student, else None."""
+        return None if self.task_pipe is self.pipe else str(self.task_pipe.source)
+
+    def _by(self) -> str:
+        return "" if self.teacher_name is None else f"by the teacher {self.teacher_name}, "
+
     def _last(self, state: dict | None) -> dict:
         if not state or "video" not in state:
             raise ValueError("generate a video on the 'Text to video' tab first")
@@ -187,9 +196,8 @@ class VideoApp:
                                           progress=True)
             paths.append(self._write(video, f"extend-{method}"))
         dt = time.perf_counter() - t0
-        by = "" if self.task_pipe is self.pipe else f"by the teacher {self.task_pipe.source}, "
-        note = (f"{block} generated frames extended to {frames} ({block // 2} context frames per block, {by}"
-                f"{sampler}, {steps} steps per block, seed {seed}) by both methods in {dt:.1f} s")
+        note = (f"{block} generated frames extended to {frames} ({block // 2} context frames per block, "
+                f"{self._by()}{sampler}, {steps} steps per block, seed {seed}) by both methods in {dt:.1f} s")
         return paths[0], paths[1], note
 
     def superres(self, state: dict | None, steps, sampler: str, seed) -> tuple[str, str]:
@@ -210,9 +218,8 @@ class VideoApp:
         dt = time.perf_counter() - t0
         grid = torch.cat([upsample_nearest(low, h), upsample_bicubic(low, h), ours, video])
         down = self.task_pipe.settings("upsample", sampler=sampler, steps=steps)["down_mode"]
-        by = "" if self.task_pipe is self.pipe else f"by the teacher {self.task_pipe.source}, "
-        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({by}{down} D, {sampler}, {steps} "
-                f"steps, seed {seed}, {dt:.1f} s), the original {h}x{h}")
+        note = (f"left to right: the {LOW_SIZE}x{LOW_SIZE} input, bicubic, eq. (7) ({self._by()}{down} D, "
+                f"{sampler}, {steps} steps, seed {seed}, {dt:.1f} s), the original {h}x{h}")
         return self._write(grid, "superres", nrow=4), note
 
 
@@ -285,8 +292,8 @@ def build_app(app: VideoApp):
                         f"conditioned on the {block // 2} frames before it, by the gradient method (eq. 6) and by "
                         "the replacement method, with the same noise. The prompt and guidance are the video's."
                         + (f" A distilled student's gradient method leaves seams and speckle at its few steps, so "
-                           f"this tab runs its teacher, {app.task_pipe.source}, from the teacher's own steps."
-                           if app.task_pipe is not app.pipe else ""))
+                           f"this tab runs its teacher, {app.teacher_name}, from the teacher's own steps."
+                           if app.teacher_name else ""))
             with gr.Row():
                 frames = gr.Number(d.extend_frames, label=f"frames ({block + 1} to {d.max_frames})", precision=0,
                                    minimum=block + 1, maximum=d.max_frames, elem_id="extend-frames")
@@ -303,7 +310,7 @@ def build_app(app: VideoApp):
                             "conditioned on the video's prompt (w = 0), beside bicubic upsampling. The steps and "
                             "sampler start from the library's super-resolution defaults."
                             + (f" A distilled student's eq. (7) breaks at its few steps, so this tab runs its "
-                               f"teacher, {app.task_pipe.source}." if app.task_pipe is not app.pipe else ""))
+                               f"teacher, {app.teacher_name}." if app.teacher_name else ""))
                 sr_d = app.task_pipe.settings("upsample")  # the library's super-resolution sampler and steps
                 sr_sampling = sampling_inputs("superres", sr_d["steps"], sr_d["sampler"])
                 sr_go = gr.Button("Upsample", variant="primary", elem_id="superres")
@@ -362,7 +369,6 @@ def make_app(model: str = DEFAULT_MODEL, *, device: str = "cpu", defaults: AppDe
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="videodiff-app-"))
     if defaults is None:
         defaults = model_defaults(pipe.config, **(fields or {}))
-    teacher = pipe.teacher()  # a student's teacher does the conditional tabs, from its own sampling defaults
-    task_defaults = None if teacher is None else model_defaults(teacher.config)
-    app = VideoApp(pipe, out, defaults, name=str(model), task_pipe=teacher, task_defaults=task_defaults)
+    # a student's teacher does the conditional tabs, from its own sampling defaults
+    app = VideoApp(pipe, out, defaults, name=str(model), task_pipe=pipe.teacher())
     return build_app(app), app

@@ -153,8 +153,8 @@ class VideoPipeline:
     def teacher(self) -> "VideoPipeline | None":
         """A distilled student's teacher (its ``distill.source``), loaded on this pipeline's device with the precision
         this one asked for; None for a model that is not a student, or whose teacher (a run directory) is not on this
-        machine. The demo and the app give it the tasks a 4-step student loses (interpolation and super-resolution:
-        3-6 dB below the teacher's defaults, docs/distillation.md)."""
+        machine. The demo and the app give it the conditional tasks, where a 4-step student loses (extension by eq. 6:
+        block seams and speckle; interpolation and super-resolution: 3-6 dB; docs/distillation.md)."""
         from .pretrained import is_model_name
 
         if not self.distilled:
