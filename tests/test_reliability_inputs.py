@@ -249,6 +249,7 @@ def test_eval_refuses_odd_tensors(bad_files, odd_tensors, capsys, name, words):
     (["config", "--set", "train.steps=*alias"], "undefined alias"),
     (["sample", "--model", "nope"], "no shipped model named 'nope' (shipped: "),
     (["demo", "--model", "nope", "--out", "{tmp}/d"], "model 'nope': no such run directory or checkpoint"),
+    (["demo", "--task-model", "nope", "--out", "{tmp}/d"], "model 'nope': no such run directory or checkpoint"),
     (["sample", "--checkpoint={file}"], "no checkpoint found at {file}: a file outside any checkpoint folder"),
     (["sample", "{run}", "--out", "{file}/o.gif"], "--out {file}/o.gif: {file} is a file, not a folder"),
     (["extend", "{run}", "--from-samples", "1", "--variant", "posterior"], "--variant applies to --method "

@@ -214,6 +214,9 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
     pipe = VideoPipeline.from_pretrained(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
     mcfg = pipe.config
     timings = {"load": time.perf_counter() - t_start}
+    t0 = time.perf_counter()
+    cond_pipe = _task_pipeline(cfg, pipe)  # extension, super-resolution and interpolation: a student's teacher
+    timings["load_task_model"] = time.perf_counter() - t0  # before any sampling: a bad --task-model fails at once
     sampler, steps = _grid(cfg, pipe)
     sample_kw = dict(steps=steps, sampler=sampler, seed=cfg.seed, progress=progress)
 
@@ -229,9 +232,6 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None, *, command: str
     block = mcfg.data.num_frames
     context = block // 2
     first = pipe.generate(cfg.extend_prompt, guidance=cfg.extend_guidance, **sample_kw)
-    t0 = time.perf_counter()
-    cond_pipe = _task_pipeline(cfg, pipe)  # extension, super-resolution and interpolation: a student's teacher
-    timings["load_task_model"] = time.perf_counter() - t0
     ext_sampler, ext_steps = _grid(cfg, cond_pipe)
     extended, ext_files = {}, {}
     for method in cfg.methods:  # the same seed, so the methods share their noise
